@@ -1,0 +1,420 @@
+"""The `seamline` command: init, check, run, status, replay, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from seamline.errors import JournalError, ProjectError
+from seamline.journal.base import Selection
+from seamline.journal.sqlite import SqliteJournal
+from seamline.observe import log as logs
+from seamline.observe.status import age_text, snapshot
+from seamline.project import Project, load_project
+from seamline.settings import default_project_dir, editor, operator_name
+
+app = typer.Typer(
+    help="Seamline: the integration hub for growing commerce businesses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ProjectDir = Annotated[
+    Path | None,
+    typer.Argument(help="Project folder (default: $SEAMLINE_PROJECT or .)", show_default=False),
+]
+
+
+def _project(directory: Path | None) -> Project:
+    try:
+        return load_project(directory or default_project_dir())
+    except ProjectError as exc:
+        _print_problems(exc)
+        raise typer.Exit(2) from None
+
+
+def _print_problems(exc: ProjectError) -> None:
+    err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in the project:")
+    for problem in exc.problems:
+        err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(coro)
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Folder to create")]) -> None:
+    """Write a working example project: a webshop sending orders to an order system."""
+    if directory.exists() and any(directory.iterdir()):
+        err.print(f"{directory} is not empty; choose a new folder")
+        raise typer.Exit(2)
+    write_example(directory)
+    out.print(f"Wrote an example project to [bold]{directory}[/]. Next: seamline check {directory}")
+
+
+def write_example(directory: Path) -> None:
+    from seamline.connectors.http.signature import generate_secret
+
+    template = resources.files("seamline.templates").joinpath("project")
+    with resources.as_file(template) as source:
+        shutil.copytree(
+            source, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    (directory / "gitignore").rename(directory / ".gitignore")
+    secrets = directory / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "webshop.secret").write_text(generate_secret() + "\n")
+    (secrets / "orders-api.token").write_text("Bearer " + os.urandom(16).hex() + "\n")
+    for path in secrets.iterdir():
+        path.chmod(0o600)
+
+
+@app.command()
+def check(directory: ProjectDir = None) -> None:
+    """Validate the whole project; report every problem with file, line and what to do."""
+    project = _project(directory)
+    out.print(
+        f"[green]ok[/]: {len(project.systems)} systems, {len(project.flows)} flows in {project.dir}"
+    )
+
+
+@app.command()
+def run(
+    directory: ProjectDir = None,
+    listen: Annotated[str | None, typer.Option(help="host:port for ingest")] = None,
+) -> None:
+    """Run the hub: ingest, router, workers and scheduler in one process."""
+    from seamline.engine.hub import Hub
+
+    project = _project(directory)
+    logs.configure(project.settings.log_level)
+    address = None
+    if listen:
+        host, _, port = listen.rpartition(":")
+        address = (host or "127.0.0.1", int(port))
+    try:
+        _run(Hub(project, listen=address).run())
+    except JournalError as exc:
+        err.print(f"[red]cannot start:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+async def _open(project: Project) -> SqliteJournal:
+    journal = SqliteJournal(project.settings.journal_path(project.dir))
+    await journal.open()
+    return journal
+
+
+def status_table(flows: list[Any], systems: list[Any]) -> Table:
+    table = Table(title="flows", title_justify="left")
+    for column in (
+        "flow",
+        "pending",
+        "in flight",
+        "delivered",
+        "retrying",
+        "dead",
+        "review",
+        "skipped",
+        "oldest open",
+        "SLA",
+    ):
+        table.add_column(column, justify="left" if column == "flow" else "right")
+    for f in flows:
+        oldest = f.oldest_age
+        late = oldest is not None and oldest > f.sla
+        table.add_row(
+            f.flow,
+            str(f.count("pending")),
+            str(f.count("leased")),
+            str(f.count("delivered")),
+            str(f.count("retrying")),
+            f"[red]{f.count('dead')}[/]" if f.count("dead") else "0",
+            str(f.count("review")),
+            str(f.count("skipped") + f.count("discarded")),
+            f"[red]{age_text(oldest)}[/]" if late else age_text(oldest),
+            age_text(f.sla),
+        )
+    return table
+
+
+def systems_table(systems: list[Any]) -> Table:
+    table = Table(title="systems", title_justify="left")
+    for column in ("system", "rejected", "circuit", "in flight", "rate limit", "circuit opened"):
+        table.add_column(column)
+    for s in systems:
+        b = s.budget or {}
+        circuit = b.get("circuit", "-")
+        colour = {"closed": "green", "open": "red", "half-open": "yellow"}.get(circuit, "white")
+        table.add_row(
+            s.system,
+            f"[red]{s.rejected}[/]" if s.rejected else "0",
+            f"[{colour}]{circuit}[/]",
+            f"{b.get('in_flight', '-')}/{b.get('concurrency', '-')}" if b else "-",
+            f"{b['rate']:g}/s" if b.get("rate") else ("unlimited" if b else "-"),
+            str(b.get("opened", "-")),
+        )
+    return table
+
+
+@app.command()
+def status(
+    directory: ProjectDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+) -> None:
+    """Per flow: pending, in flight, delivered, retrying, dead, oldest open; per system: budget."""
+    project = _project(directory)
+
+    async def go() -> tuple[list[Any], list[Any]]:
+        journal = await _open(project)
+        try:
+            return await snapshot(journal, project)
+        finally:
+            await journal.close()
+
+    flows, systems = _run(go())
+    if as_json:
+        print(
+            orjson.dumps(
+                {"flows": [vars(f) for f in flows], "systems": [vars(s) for s in systems]}
+            ).decode()
+        )
+        return
+    out.print(status_table(flows, systems))
+    out.print(systems_table(systems))
+
+
+def _when(text: str | None) -> float | None:
+    if text is None:
+        return None
+    when = dt.datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return when.timestamp()
+
+
+@app.command()
+def replay(
+    directory: ProjectDir = None,
+    delivery: Annotated[
+        list[int] | None, typer.Option("--delivery", "-d", help="Delivery id (repeatable)")
+    ] = None,
+    flow: Annotated[str | None, typer.Option(help="Only this flow")] = None,
+    state: Annotated[
+        list[str] | None, typer.Option(help="States to select (default: dead)")
+    ] = None,
+    error_class: Annotated[
+        str | None, typer.Option(help="transient, permanent, contract, unknown, bug...")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Created at or after (ISO time)")] = None,
+    until: Annotated[str | None, typer.Option(help="Created before (ISO time)")] = None,
+    edit: Annotated[
+        bool, typer.Option(help="Edit the event data in $EDITOR first (one delivery)")
+    ] = False,
+    payload: Annotated[
+        Path | None, typer.Option(help="Replace the event data with this JSON file (one delivery)")
+    ] = None,
+    discard: Annotated[
+        str | None, typer.Option(help="Discard instead of replaying, with this reason")
+    ] = None,
+    rejected: Annotated[
+        bool, typer.Option(help="Replay rejected messages (route them again)")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Only show what would be done")] = False,
+) -> None:
+    """Replay dead deliveries (one, or by filter), edit and replay one, or discard with a reason."""
+    project = _project(directory)
+    actor = operator_name()
+
+    async def go() -> int:
+        journal = await _open(project)
+        try:
+            if rejected:
+                return await _replay_rejected(journal, actor, yes=yes, dry_run=dry_run)
+            selection = Selection(
+                ids=delivery or (),
+                flow=flow,
+                states=tuple(state or ("dead",)),
+                error_class=error_class,
+                since=_when(since),
+                until=_when(until),
+            )
+            rows = await journal.select(selection)
+            if not rows:
+                out.print("nothing matches")
+                return 0
+            _preview(rows)
+            if dry_run:
+                out.print(
+                    f"[yellow]dry run[/]: {len(rows)} deliveries would be "
+                    + ("discarded" if discard else "replayed")
+                )
+                return 0
+            if not yes and not typer.confirm(
+                f"{'Discard' if discard else 'Replay'} {len(rows)} deliveries?", default=False
+            ):
+                return 1
+            ids = [int(str(r["id"])) for r in rows]
+            if discard:
+                done = await journal.discard(ids, actor=actor, reason=discard)
+                out.print(f"discarded {done} of {len(ids)}")
+                return 0
+            body = None
+            if edit or payload:
+                if len(ids) != 1:
+                    err.print("--edit and --payload work on one delivery; give --delivery ID")
+                    return 2
+                body = (
+                    _edited_payload(project, journal, ids[0], payload)
+                    if payload
+                    else _edit(project, journal, ids[0])
+                )
+                if body is None:
+                    return 1
+            versions = {name: f.version for name, f in project.flows.items()}
+            done = 0
+            with Progress(console=out, transient=True) as progress:
+                task = progress.add_task("replaying", total=len(ids))
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    done += await journal.replay(
+                        chunk, actor=actor, flow_versions=versions, payload=body
+                    )
+                    progress.advance(task, len(chunk))
+            out.print(
+                f"replayed {done} of {len(ids)} with the flow versions live now; "
+                "a running hub sends them within seconds"
+            )
+            return 0
+        finally:
+            await journal.close()
+
+    code = _run(go())
+    if code:
+        raise typer.Exit(code)
+
+
+async def _replay_rejected(journal: SqliteJournal, actor: str, *, yes: bool, dry_run: bool) -> int:
+    rows = await journal.rejected()
+    if not rows:
+        out.print("no rejected messages")
+        return 0
+    table = Table("message", "system", "received", "reason")
+    for r in rows[:50]:
+        table.add_row(str(r["id"]), str(r["system"]), _fmt_time(r["received_at"]), str(r["reason"]))
+    out.print(table)
+    if dry_run:
+        out.print(f"[yellow]dry run[/]: {len(rows)} messages would be routed again")
+        return 0
+    if not yes and not typer.confirm(f"Route {len(rows)} rejected messages again?", default=False):
+        return 1
+    done = await journal.replay_rejected([int(str(r["id"])) for r in rows], actor=actor)
+    out.print(f"{done} messages will be routed again by the running hub")
+    return 0
+
+
+def _fmt_time(value: object) -> str:
+    return dt.datetime.fromtimestamp(float(str(value))).isoformat(timespec="seconds")
+
+
+def _preview(rows: list[dict[str, object]]) -> None:
+    table = Table("delivery", "flow", "state", "attempts", "class", "last error", "created")
+    for r in rows[:50]:
+        table.add_row(
+            str(r["id"]),
+            str(r["flow"]),
+            str(r["state"]),
+            str(r["attempts"]),
+            str(r["error_class"] or "-"),
+            str(r["last_error"] or "-")[:80],
+            _fmt_time(r["created_at"]),
+        )
+    out.print(table)
+    if len(rows) > 50:
+        out.print(f"... and {len(rows) - 50} more")
+
+
+def _event_data(project: Project, journal: SqliteJournal, delivery_id: int) -> dict[str, Any]:
+    from seamline.engine.router import Router
+    from seamline.journal.base import StoredMessage
+
+    row = journal._read(
+        "SELECT d.payload, m.id, m.system, m.headers, m.body FROM delivery d "
+        "JOIN message m ON m.id = d.message_id WHERE d.id = ?",
+        (delivery_id,),
+    )[0]
+    if row[0] is not None:
+        data: dict[str, Any] = orjson.loads(row[0])
+        return data
+    sources = {n: s.connector.source(n, s.options) for n, s in project.systems.items()}
+    router = Router(project, sources, lambda _f: True)
+    return router.decode(
+        StoredMessage(row[1], row[2], "", 0.0, row[3] or b"{}", row[4] or b"")
+    ).data
+
+
+def _edited_payload(
+    project: Project, journal: SqliteJournal, delivery_id: int, path: Path
+) -> bytes | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        err.print(f"{path}: not a JSON file ({exc})")
+        return None
+    return orjson.dumps(data)
+
+
+def _edit(project: Project, journal: SqliteJournal, delivery_id: int) -> bytes | None:
+    data = _event_data(project, journal, delivery_id)
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as handle:
+        handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        name = handle.name
+    try:
+        subprocess.run([editor(), name], check=False)
+        return _edited_payload(project, journal, delivery_id, Path(name))
+    finally:
+        os.unlink(name)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds to run")] = 30.0,
+    rate: Annotated[float, typer.Option(help="Webhooks per second")] = 200.0,
+    keep: Annotated[Path | None, typer.Option(help="Keep the demo project in this folder")] = None,
+) -> None:
+    """A webshop sends signed orders, the hub delivers them to a local order system; live table."""
+    from seamline.demo import run_demo
+
+    code = _run(run_demo(duration=duration, rate=rate, keep=keep, console=out))
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The seams between the engine and a vendor: Source, Sink, and the Connector that makes them.
+
+A connector is the code for one *kind* of system. It declares its options (a pydantic model,
+which drives `seamline check`), the operations it offers as a target, the events it produces
+and the enumerations in them, and builds a `Source` (verify + decode) and a `Sink` (send).
+
+`error_for_status` is the one place an HTTP status becomes a decision (see `errors.py`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from seamline.errors import (
+    PermanentError,
+    SeamlineError,
+    ThrottledError,
+    TransientError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded message: canonical event name, its data, business keys, and source version.
+
+    `version` orders updates of one entity (the source's `updated_at` as epoch seconds, or
+    its version number); `None` means the source gives no order.
+    """
+
+    name: str
+    data: dict[str, Any]
+    keys: dict[str, str] = field(default_factory=dict)
+    version: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One attempt as it happened on the wire. `error is None` means delivered."""
+
+    request: bytes
+    status: int | None
+    response: bytes
+    duration: float
+    error: SeamlineError | None = None
+    refs: dict[str, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """What ingest and the router need from a system that sends us messages."""
+
+    def verify(self, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes) -> str:
+        """Authenticate a webhook on its raw bytes; return the source's delivery id.
+
+        Raises `SignatureError`; nothing here parses the body.
+        """
+        ...
+
+    def decode(self, headers: Mapping[str, str], body: bytes) -> Event:
+        """Turn a journaled message into a canonical event; raises `ContractError`."""
+        ...
+
+
+class Sink(Protocol):
+    """What a worker needs from a target system."""
+
+    def idempotent(self, operation: str, options: Mapping[str, Any]) -> bool:
+        """True if a repeat of the same request (same idempotency key) is applied once."""
+        ...
+
+    async def send(
+        self,
+        operation: str,
+        body: dict[str, Any],
+        *,
+        options: Mapping[str, Any],
+        idempotency_key: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Exchange: ...
+
+    async def close(self) -> None: ...
+
+
+class Connector(Protocol):
+    """One kind of system. Class attributes are the declaration `seamline check` reads."""
+
+    kind: ClassVar[str]
+    options: ClassVar[type[BaseModel]]
+    operations: ClassVar[Mapping[str, type[BaseModel]]]
+
+    def enumerations(self, options: BaseModel) -> Mapping[str, Sequence[str]]:
+        """Closed value sets in this system's events, by source path (`line_items[].status`)."""
+        ...
+
+    def source(self, name: str, options: BaseModel) -> Source: ...
+
+    def sink(self, name: str, options: BaseModel) -> Sink: ...
+
+
+RETRYABLE = frozenset({408, 425, 500, 502, 503, 504})
+
+
+def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds, possibly fractional, or HTTP-date)."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_for_status(status: int, headers: Mapping[str, str], summary: str) -> SeamlineError | None:
+    """The decision for an HTTP answer: None for 2xx, else the error class that carries it."""
+    if 200 <= status < 300:
+        return None
+    hint = retry_after(headers)
+    if status == 429:
+        return ThrottledError(f"throttled (429): {summary}", retry_after=hint)
+    if status in RETRYABLE or status >= 500:
+        return TransientError(f"server error {status}: {summary}", retry_after=hint)
+    return PermanentError(f"refused with {status}: {summary}")

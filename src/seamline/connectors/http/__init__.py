@@ -1,0 +1,1 @@
+"""The generic HTTP connector: Standard Webhooks in, JSON requests out."""

@@ -1,0 +1,140 @@
+"""JSON requests out, over one keep-alive connection pool per target system.
+
+What the answer means is decided by `error_for_status`. A request that may have reached the
+target without an answer (a timeout, a dropped connection after sending) is an
+`UnknownOutcomeError`; one that never left (connection refused) is a plain `TransientError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from seamline.connectors.base import Exchange, error_for_status
+from seamline.connectors.http.connector import HttpOptions, RequestOperation
+from seamline.engine.mapping import read_path
+from seamline.errors import ContractError, TransientError, UnknownOutcomeError
+
+MAX_KEPT_RESPONSE = 64 * 1024
+
+
+class _Fields(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        raise ContractError(f"the request path needs '{key}', which the mapped body does not have")
+
+
+class HttpSink:
+    def __init__(self, name: str, options: HttpOptions) -> None:
+        self.name = name
+        self.options = options
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {
+            k: (v if isinstance(v, str) else v.reveal()) for k, v in options.headers.items()
+        }
+        self._headers.setdefault("Content-Type", "application/json")
+        self._timeout = aiohttp.ClientTimeout(
+            total=options.timeout, connect=min(5.0, options.timeout)
+        )
+
+    def idempotent(self, operation: str, options: Mapping[str, Any]) -> bool:
+        return self.options.idempotent
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
+        return self._session
+
+    async def send(
+        self,
+        operation: str,
+        body: dict[str, Any],
+        *,
+        options: Mapping[str, Any] | RequestOperation,
+        idempotency_key: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Exchange:
+        op = (
+            options
+            if isinstance(options, RequestOperation)
+            else RequestOperation.model_validate(options)
+        )
+        path = (
+            op.path.format_map(_Fields({k: str(v) for k, v in body.items()}))
+            if "{" in op.path
+            else op.path
+        )
+        url = f"{(self.options.base_url or '').rstrip('/')}{path}"
+        data = orjson.dumps(body)
+        request_headers = {**self._headers, "Idempotency-Key": idempotency_key, **(headers or {})}
+        record = f"{op.method} {url}\n".encode() + data
+        started = time.perf_counter()
+        sent = False
+        try:
+            async with self._client().request(
+                op.method, url, data=data, headers=request_headers
+            ) as resp:
+                sent = True
+                answer = await resp.read()
+                status = resp.status
+                resp_headers = resp.headers
+        except aiohttp.ClientConnectorError as exc:
+            return Exchange(
+                record,
+                None,
+                b"",
+                time.perf_counter() - started,
+                TransientError(f"cannot connect to {self.name}: {exc.os_error or exc}"),
+            )
+        except TimeoutError:
+            return Exchange(
+                record,
+                None,
+                b"",
+                time.perf_counter() - started,
+                UnknownOutcomeError(
+                    f"{self.name} did not answer within {self.options.timeout:g} s"
+                ),
+            )
+        except aiohttp.ClientError as exc:
+            error: TransientError = (
+                TransientError(f"{self.name} answered badly: {exc}")
+                if sent
+                else UnknownOutcomeError(
+                    f"connection to {self.name} failed during the request: {exc}"
+                )
+            )
+            return Exchange(record, None, b"", time.perf_counter() - started, error)
+        duration = time.perf_counter() - started
+        summary = answer[:200].decode("utf-8", "replace")
+        failure = error_for_status(status, resp_headers, summary)
+        refs: dict[str, str] = {}
+        if failure is None and op.refs:
+            refs = _refs(answer, op.refs)
+        return Exchange(record, status, answer[:MAX_KEPT_RESPONSE], duration, failure, refs)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _refs(answer: bytes, paths: Mapping[str, str]) -> dict[str, str]:
+    try:
+        decoded = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return {}
+    refs = {}
+    for entity, path in paths.items():
+        value = read_path(decoded, path)
+        if value is not None:
+            refs[entity] = str(value)
+    return refs

@@ -1,0 +1,14 @@
+"""Connectors by kind. A new kind registers here and nowhere else."""
+
+from __future__ import annotations
+
+from seamline.connectors.base import Connector
+from seamline.connectors.http.connector import HttpConnector
+
+CONNECTORS: dict[str, Connector] = {
+    HttpConnector.kind: HttpConnector(),
+}
+
+
+def connector(kind: str) -> Connector | None:
+    return CONNECTORS.get(kind)

@@ -1,0 +1,267 @@
+"""The hub: every role in one process (`seamline run`), owned by one task group.
+
+Start-up order: open the journal (exclusive: one hub per SQLite file), hand back every lease a
+previous process held, route what was journaled but not routed, start workers, then open
+ingest (`ready`). Shutdown runs backwards: ingest answers 503, the server drains, workers
+finish and record the batch in hand, the journal's last group is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+import uvicorn
+
+from seamline.connectors.base import Sink, Source
+from seamline.engine.budget import Budget, BudgetView, CircuitBreaker
+from seamline.engine.ingest import Ingest
+from seamline.engine.router import Router
+from seamline.engine.worker import TargetWorker, WorkerStats
+from seamline.journal.base import StoredMessage
+from seamline.journal.sqlite import SqliteJournal
+from seamline.project import Flow, Project
+
+log = logging.getLogger("seamline.hub")
+ROUTE_BATCH = 500
+LEASE_SWEEP = 2.0
+RETENTION_SWEEP = 3600.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the hub decides when and how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class HubState:
+    started_at: float = field(default_factory=time.time)
+    routed: int = 0
+    rejected: int = 0
+
+
+class Hub:
+    def __init__(self, project: Project, *, listen: tuple[str, int] | None = None) -> None:
+        self.project = project
+        settings = project.settings
+        self.listen = listen or settings.host_port
+        self.journal = SqliteJournal(
+            settings.journal_path(project.dir),
+            max_pending=settings.ingest.max_pending,
+            exclusive=True,
+        )
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.sources: dict[str, Source] = {}
+        self.sinks: dict[str, Sink] = {}
+        targets = {f.spec.target.system for f in project.flows.values()}
+        sourced = {f.spec.source.system for f in project.flows.values()}
+        for name, system in project.systems.items():
+            if name in sourced:
+                self.sources[name] = system.connector.source(name, system.options)
+            if name in targets:
+                self.sinks[name] = system.connector.sink(name, system.options)
+        self.budgets: dict[str, Budget] = {}
+        for name in targets:
+            b = project.systems[name].spec.budget
+            self.budgets[name] = Budget(
+                concurrency=b.concurrency,
+                rate=b.rate,
+                burst=b.burst,
+                breaker=CircuitBreaker(
+                    failures=b.circuit.failures,
+                    cooldown=b.circuit.cooldown,
+                    max_cooldown=b.circuit.max_cooldown,
+                ),
+            )
+        self.router = Router(project, self.sources, self._safe_retry)
+        self.stats = WorkerStats()
+        self.state = HubState()
+        worker = settings.worker
+        self.workers = {
+            name: TargetWorker(
+                target=name,
+                project=project,
+                journal=self.journal,
+                router=self.router,
+                sink=self.sinks[name],
+                budget=self.budgets[name],
+                owner=self.owner,
+                batch=worker.batch,
+                lease=worker.lease,
+                stats=self.stats,
+            )
+            for name in targets
+        }
+        self.ingest = Ingest(
+            self.journal,
+            self.sources,
+            max_body=settings.ingest.max_body,
+            ack_timeout=settings.ingest.ack_timeout,
+        )
+        self._inbox: asyncio.Queue[list[StoredMessage]] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self.server: _Server | None = None
+        self.started = asyncio.Event()
+
+    def _safe_retry(self, flow: Flow) -> bool:
+        sink = self.sinks.get(flow.spec.target.system)
+        return sink is not None and sink.idempotent(flow.spec.target.operation, {})
+
+    def budget_views(self) -> dict[str, BudgetView]:
+        return {name: b.view() for name, b in self.budgets.items()}
+
+    def stop(self) -> None:
+        """Begin a graceful stop (safe to call from a signal handler)."""
+        self.ingest.ready = False
+        self._stop.set()
+        if self.server is not None:
+            self.server.should_exit = True
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        await self.journal.open()
+        try:
+            expired = await self.journal.expire_all_leases()
+            if expired:
+                log.info("took back %d leases from a previous run", len(expired))
+            self.journal.on_append(self._inbox.put_nowait)
+            host, port = self.listen
+            config = uvicorn.Config(
+                self.ingest,
+                host=host,
+                port=port,
+                http="httptools",
+                loop="none",
+                lifespan="off",
+                access_log=False,
+                log_level="warning",
+                backlog=2048,
+                timeout_keep_alive=30,
+            )
+            self.server = _Server(config)
+            async with asyncio.TaskGroup() as tg:
+                router = tg.create_task(self._route_loop(), name="router")
+                loops = [
+                    tg.create_task(w.run_loop(), name=f"worker:{name}:{i}")
+                    for name, w in self.workers.items()
+                    for i in range(self.project.settings.worker.loops)
+                ]
+                sweeper = tg.create_task(self._sweep_loop(), name="sweeper")
+                serve = tg.create_task(self.server.serve(), name="server")
+                while not self.server.started and not serve.done():  # noqa: ASYNC110 - uvicorn offers no event
+                    await asyncio.sleep(0.01)
+                self.ingest.ready = True
+                self.started.set()
+                log.info(
+                    "hub ready",
+                    extra={"listen": f"{host}:{port}", "flows": len(self.project.flows)},
+                )
+                await self._stop.wait()
+                self.ingest.ready = False
+                self.server.should_exit = True
+                await serve
+                for w in self.workers.values():
+                    w.stop()
+                await asyncio.gather(*loops)
+                await self._inbox.put([])  # wakes the router to finish what is queued
+                self._stop_router = True
+                await router
+                sweeper.cancel()
+        finally:
+            for sink in self.sinks.values():
+                await sink.close()
+            await self.journal.close()
+
+    _stop_router = False
+
+    async def _route_loop(self) -> None:
+        # What was journaled but not routed before this start (a crash, a replayed rejection).
+        await self._route_backlog()
+        while True:
+            batch = await self._inbox.get()
+            while not self._inbox.empty() and len(batch) < ROUTE_BATCH:
+                batch.extend(self._inbox.get_nowait())
+            if batch:
+                await self._route(sorted(batch, key=lambda m: m.id))
+            if self._stop_router and self._inbox.empty():
+                return
+
+    async def _route_backlog(self, *, settled_for: float = 0.0) -> None:
+        """Route stored messages not routed yet; with `settled_for`, only ones at least that old
+        (younger ones are on their way through the router's inbox)."""
+        while True:
+            before = time.time() - settled_for if settled_for else float("inf")
+            backlog = await self.journal.unrouted(ROUTE_BATCH, before=before)
+            if not backlog:
+                return
+            await self._route(backlog)
+
+    async def _route(self, messages: list[StoredMessage]) -> None:
+        routings = [self.router.route(m) for m in messages]
+        await self.journal.route(routings)
+        for r in routings:
+            if r.rejected is not None:
+                self.state.rejected += 1
+                log.warning(
+                    "message rejected", extra={"message_id": r.message_id, "reason": r.rejected}
+                )
+            else:
+                self.state.routed += 1
+            for d in r.deliveries:
+                worker = self.workers.get(d.target)
+                if worker is not None:
+                    worker.wake.set()
+
+    async def _sweep_loop(self) -> None:
+        last_purge = 0.0
+        retention = self.project.settings.retention.payloads
+        while True:
+            await asyncio.sleep(LEASE_SWEEP)
+            expired = await self.journal.expire_leases()
+            if expired:
+                log.warning(
+                    "leases expired", extra={"deliveries": expired[:20], "count": len(expired)}
+                )
+            # Deliveries of a target whose circuit just closed are due now, not at their backoff.
+            for name, worker in self.workers.items():
+                if worker.recovered:
+                    worker.recovered = False
+                    released = await self.journal.release_held(name)
+                    worker.wake.set()
+                    log.info("target recovered", extra={"target": name, "released": released})
+            for name, budget in self.budgets.items():
+                view = budget.view()
+                await self.journal.set_cursor(
+                    f"budget:{name}",
+                    orjson.dumps(
+                        {
+                            "circuit": view.circuit,
+                            "in_flight": view.in_flight,
+                            "concurrency": view.concurrency,
+                            "rate": view.rate,
+                            "opened": view.opened_count,
+                            "at": time.time(),
+                        }
+                    ).decode(),
+                )
+            # Replayed rejections are back in `received`: route them.
+            await self._route_backlog(settled_for=10.0)
+            if time.time() - last_purge > RETENTION_SWEEP:
+                last_purge = time.time()
+                purged = await self.journal.purge(before=time.time() - retention)
+                if purged:
+                    log.info("retention purge", extra={"payloads": purged})

@@ -1,0 +1,116 @@
+"""Decode and route: each journaled message becomes its deliveries, or is rejected with why.
+
+The source connector decodes the raw bytes into a canonical event; every flow subscribed to
+that event (and passing its filter) gets one delivery, carrying its ordering key and the
+source version used to skip stale updates. A payload that breaks the source contract is
+`rejected`: visible, counted, and replayable after a fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from seamline.connectors.base import Event, Source
+from seamline.engine.mapping import read_path
+from seamline.errors import ContractError
+from seamline.journal.base import NewDelivery, Routing, StoredMessage
+from seamline.project import Flow, Project
+
+MISSING = object()
+
+
+def source_version(value: Any) -> float:
+    """A sortable number from a source's version: a number, or an ISO-8601 timestamp."""
+    if isinstance(value, bool):
+        raise ContractError(f"{value!r} is not a version or timestamp")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ContractError(
+                f"{value!r} is not a version number or ISO-8601 timestamp"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when.timestamp()
+    raise ContractError(f"{value!r} is not a version or timestamp")
+
+
+def headers_of(raw: bytes) -> dict[str, str]:
+    decoded = orjson.loads(raw) if raw else {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+class Router:
+    """Turns stored messages into routings, using the project's sources and flows."""
+
+    def __init__(
+        self, project: Project, sources: Mapping[str, Source], sinks_safe: Callable[[Flow], bool]
+    ) -> None:
+        self.project = project
+        self.sources = sources
+        self._safe_retry = sinks_safe
+
+    def decode(self, message: StoredMessage) -> Event:
+        source = self.sources.get(message.system)
+        if source is None:
+            raise ContractError(f"system '{message.system}' is not (or no longer) in the project")
+        return source.decode(headers_of(message.headers), message.body)
+
+    def route(self, message: StoredMessage) -> Routing:
+        try:
+            event = self.decode(message)
+        except ContractError as exc:
+            return Routing(message.id, None, rejected=str(exc))
+        deliveries = []
+        try:
+            for flow in self.project.flows_for(message.system, event.name):
+                delivery = self._delivery(flow, event)
+                if delivery is not None:
+                    deliveries.append(delivery)
+        except ContractError as exc:
+            return Routing(message.id, event.name, keys=event.keys, rejected=str(exc))
+        return Routing(message.id, event.name, keys=event.keys, deliveries=deliveries)
+
+    def _delivery(self, flow: Flow, event: Event) -> NewDelivery | None:
+        spec = flow.spec
+        for path, expected in spec.source.filter.items():
+            if read_path(event.data, path) != expected:
+                return None
+        key = None
+        if spec.ordering is not None:
+            value = read_path(event.data, spec.ordering.key)
+            if value is None:
+                raise ContractError(
+                    f"flow '{flow.name}' orders by '{spec.ordering.key}', which this "
+                    f"{event.name} event does not have"
+                )
+            key = str(value)
+        version = None
+        if spec.stale is not None:
+            raw = read_path(event.data, spec.stale.version)
+            if raw is None:
+                raise ContractError(
+                    f"flow '{flow.name}' skips stale updates by '{spec.stale.version}', which "
+                    f"this {event.name} event does not have"
+                )
+            version = source_version(raw)
+        return NewDelivery(
+            flow=flow.name,
+            flow_version=flow.version,
+            target=spec.target.system,
+            key=key,
+            version=version,
+            safe_retry=self._safe_retry(flow),
+            coalesce=spec.coalesce,
+        )

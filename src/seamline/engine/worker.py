@@ -1,0 +1,323 @@
+"""Workers: claim due deliveries within the target's budget, map, send, classify, settle.
+
+Each target system gets `loops` claim→deliver→settle loops, so that one loop's journal work
+overlaps another's network wait. The outcome of every attempt is classified through the error
+tree (see `errors.py`) into a settlement:
+
+| outcome                | delivery becomes                          | attempt | breaker |
+|------------------------|-------------------------------------------|---------|---------|
+| delivered              | delivered (+ cross-refs, version)         | yes     | success |
+| ThrottledError         | pending after Retry-After                 | no      | -       |
+| TransientError         | pending on the schedule; dead if spent    | yes     | failure |
+| ... and circuit opens  | pending (held), never dead                | no      | failure |
+| UnknownOutcomeError    | transient if idempotent target, else review | yes   | failure |
+| Permanent / Contract   | dead, with the reason                     | yes     | -       |
+| Skip                   | skipped, with the reason                  | no      | -       |
+| any other exception    | a bug: pending on the schedule, traceback | yes     | -       |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from seamline.connectors.base import Exchange, Sink
+from seamline.engine.budget import Budget
+from seamline.engine.router import Router
+from seamline.errors import (
+    ContractError,
+    PermanentError,
+    SeamlineError,
+    Skip,
+    ThrottledError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from seamline.journal.base import (
+    AttemptRecord,
+    Claimed,
+    DeliveryState,
+    Settlement,
+    StoredMessage,
+    Xref,
+)
+from seamline.journal.sqlite import SqliteJournal
+from seamline.project import Flow, Project
+
+log = logging.getLogger("seamline.worker")
+IDLE_POLL = 0.5
+DEFAULT_THROTTLE = 1.0
+
+
+@dataclass
+class WorkerStats:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    held: int = 0
+    fenced: int = 0
+
+
+def idempotency_key(claimed: Claimed) -> str:
+    """Stable across attempts and replays of one delivery; new only for an edited payload."""
+    key = f"sl-{claimed.id}"
+    if claimed.payload is not None:
+        key += "-" + hashlib.sha256(claimed.payload).hexdigest()[:12]
+    return key
+
+
+class TargetWorker:
+    """The delivery loops of one target system."""
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        project: Project,
+        journal: SqliteJournal,
+        router: Router,
+        sink: Sink,
+        budget: Budget,
+        owner: str,
+        batch: int,
+        lease: float,
+        stats: WorkerStats,
+    ) -> None:
+        self.target = target
+        self.project = project
+        self.journal = journal
+        self.router = router
+        self.sink = sink
+        self.budget = budget
+        self.owner = owner
+        self.batch = batch
+        self.lease = lease
+        self.stats = stats
+        self.wake = asyncio.Event()
+        self.recovered = False
+        """Set when this target's circuit closed again; the hub then releases held deliveries."""
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake.set()
+
+    async def run_loop(self) -> None:
+        while not self._stopping:
+            n = self.budget.capacity(self.batch)
+            if n == 0:
+                await self._sleep(self.budget.wait_time() or IDLE_POLL)
+                continue
+            self.budget.reserve(n)
+            try:
+                claimed = await self.journal.claim(
+                    target=self.target, owner=self.owner, limit=n, lease=self.lease
+                )
+            except Exception:
+                self.budget.release(n, unused=n)
+                log.exception("claim failed for %s", self.target)
+                await self._sleep(1.0)
+                continue
+            unused = n - len(claimed)
+            if not claimed:
+                self.budget.release(n, unused=n)
+                await self._sleep(IDLE_POLL)
+                continue
+            if unused:
+                self.budget.release(unused, unused=unused)
+            try:
+                settlements = await asyncio.gather(*(self.deliver(c) for c in claimed))
+                recorded = await self.journal.settle(settlements)
+                self.stats.fenced += recorded.count(False)
+            finally:
+                self.budget.release(len(claimed))
+
+    async def _sleep(self, seconds: float) -> None:
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=max(0.01, min(seconds, IDLE_POLL)))
+
+    async def deliver(self, claimed: Claimed) -> Settlement:
+        flow = self.project.flows.get(claimed.flow)
+        now = time.time()
+        if flow is None:
+            return self._settle(
+                claimed,
+                "dead",
+                0,
+                now,
+                "contract",
+                f"flow '{claimed.flow}' is no longer in the project",
+                None,
+            )
+        started = time.time()
+        try:
+            event_data = (
+                orjson.loads(claimed.payload)
+                if claimed.payload is not None
+                else self.router.decode(_stored(claimed)).data
+            )
+            body = flow.mapping.apply(event_data)
+        except Skip as skip:
+            return self._settle(claimed, "skipped", 0, now, None, skip.reason, None)
+        except ContractError as exc:
+            attempt = _attempt(started, None, "contract", str(exc), flow)
+            self.stats.dead += 1
+            return self._settle(claimed, "dead", 1, now, "contract", str(exc), attempt)
+        except Exception as exc:  # a bug in a mapping function or in our code: keep the traceback
+            detail = "".join(traceback.format_exception(exc))[-4000:]
+            return self._retry(
+                claimed, flow, "bug", f"bug: {exc!r}", _attempt(started, None, "bug", detail, flow)
+            )
+
+        try:
+            exchange = await self.sink.send(
+                flow.spec.target.operation,
+                body,
+                options=flow.target_options,
+                idempotency_key=idempotency_key(claimed),
+            )
+        except ContractError as exc:
+            attempt = _attempt(started, None, "contract", str(exc), flow)
+            self.stats.dead += 1
+            return self._settle(claimed, "dead", 1, now, "contract", str(exc), attempt)
+        return self._classify(claimed, flow, started, exchange)
+
+    def _classify(self, claimed: Claimed, flow: Flow, started: float, ex: Exchange) -> Settlement:
+        error = ex.error
+        now = time.time()
+        if error is None:
+            if self.budget.breaker.success():
+                self.recovered = True
+            self.stats.delivered += 1
+            attempt = _attempt(started, ex, "delivered", None, flow)
+            return Settlement(
+                claimed.id,
+                claimed.token,
+                "delivered",
+                1,
+                now,
+                None,
+                None,
+                attempt,
+                xrefs=self._xrefs(claimed, ex.refs),
+                flow=claimed.flow,
+                key=claimed.key,
+                applied_version=claimed.version,
+            )
+        if isinstance(error, ThrottledError):
+            wait = error.retry_after if error.retry_after is not None else DEFAULT_THROTTLE
+            self.budget.hold(wait)
+            self.stats.held += 1
+            attempt = _attempt(started, ex, "throttled", str(error), flow)
+            return self._settle(claimed, "pending", 0, now + wait, "throttled", str(error), attempt)
+        if isinstance(error, TransientError):
+            unsafe = isinstance(error, UnknownOutcomeError) and not self.sink.idempotent(
+                flow.spec.target.operation, {}
+            )
+            tripped = self.budget.breaker.failure()
+            if unsafe:
+                attempt = _attempt(started, ex, "unknown", str(error), flow)
+                return self._settle(
+                    claimed,
+                    "review",
+                    1,
+                    now,
+                    "unknown",
+                    f"outcome unknown, target is not idempotent: {error}",
+                    attempt,
+                )
+            kind = "unknown" if isinstance(error, UnknownOutcomeError) else "transient"
+            if tripped:
+                # The circuit is open: this delivery waits out the outage without burning attempts.
+                self.stats.held += 1
+                attempt = _attempt(started, ex, "held", str(error), flow)
+                wait = max(self.budget.breaker.retry_in(), flow.retry.delay(1))
+                return self._settle(claimed, "pending", 0, now + wait, "held", str(error), attempt)
+            return self._retry(
+                claimed,
+                flow,
+                kind,
+                str(error),
+                _attempt(started, ex, kind, str(error), flow),
+                retry_after=error.retry_after,
+            )
+        kind = "contract" if isinstance(error, ContractError) else "permanent"
+        if not isinstance(error, PermanentError | ContractError | SeamlineError):
+            kind = "bug"
+        self.stats.dead += 1
+        return self._settle(
+            claimed, "dead", 1, now, kind, str(error), _attempt(started, ex, kind, str(error), flow)
+        )
+
+    def _retry(
+        self,
+        claimed: Claimed,
+        flow: Flow,
+        kind: str,
+        error: str,
+        attempt: AttemptRecord,
+        *,
+        retry_after: float | None = None,
+    ) -> Settlement:
+        now = time.time()
+        attempts = claimed.attempts + 1
+        exhausted = flow.retry.exhausted(attempts, age=now - claimed.created_at)
+        if exhausted:
+            self.stats.dead += 1
+            return self._settle(claimed, "dead", 1, now, kind, f"{error}; {exhausted}", attempt)
+        self.stats.retried += 1
+        due = now + flow.retry.delay(attempts, retry_after=retry_after)
+        return self._settle(claimed, "pending", 1, due, kind, error, attempt)
+
+    def _settle(
+        self,
+        claimed: Claimed,
+        state: DeliveryState,
+        spent: int,
+        due_at: float,
+        error_class: str | None,
+        error: str | None,
+        attempt: AttemptRecord | None,
+    ) -> Settlement:
+        return Settlement(
+            claimed.id, claimed.token, state, spent, due_at, error_class, error, attempt
+        )
+
+    def _xrefs(self, claimed: Claimed, refs: Mapping[str, str]) -> list[Xref]:
+        if not refs:
+            return []
+        keys = self.router.decode(_stored(claimed)).keys if claimed.payload is None else {}
+        out = []
+        for entity, other in refs.items():
+            mine = keys.get(entity, claimed.key)
+            if mine is not None:
+                out.append(Xref(entity, claimed.system, mine, self.target, other))
+        return out
+
+
+def _stored(claimed: Claimed) -> StoredMessage:
+    return StoredMessage(claimed.message_id, claimed.system, "", 0.0, claimed.headers, claimed.body)
+
+
+def _attempt(
+    started: float, ex: Exchange | None, kind: str, error: str | None, flow: Flow
+) -> AttemptRecord:
+    return AttemptRecord(
+        started_at=started,
+        duration=ex.duration if ex else time.time() - started,
+        request=ex.request if ex else None,
+        status=ex.status if ex else None,
+        response=ex.response if ex else None,
+        classification=kind,
+        error=error,
+        flow_version=flow.version,
+    )

@@ -1,0 +1,38 @@
+"""Named SQL blocks: `-- name: what it does` followed by one statement."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+_BLOCK = re.compile(r"^-- ([a-z_]+): .*$", re.MULTILINE)
+
+
+def parse_blocks(text: str) -> dict[str, str]:
+    """Split a `.sql` file into its named statements."""
+    marks = list(_BLOCK.finditer(text))
+    blocks: dict[str, str] = {}
+    for mark, following in zip(marks, [*marks[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        body = text[mark.end() : end].strip()
+        if mark.group(1) in blocks:
+            raise ValueError(f"query {mark.group(1)!r} is defined twice")
+        blocks[mark.group(1)] = body.rstrip(";").strip()
+    return blocks
+
+
+@cache
+def queries(dialect: str = "sqlite") -> dict[str, str]:
+    name = "queries.sql" if dialect == "sqlite" else f"queries.{dialect}.sql"
+    return parse_blocks(resources.files("seamline.journal.sql").joinpath(name).read_text("utf-8"))
+
+
+def migrations() -> list[tuple[int, str]]:
+    """Schema migrations in order: (number, script)."""
+    folder = resources.files("seamline.journal.sql").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
+    return sorted(found)

@@ -1,0 +1,72 @@
+"""Health in numbers: per flow, deliveries by state and the oldest open one; per system, budget.
+
+Read straight from the journal, so `seamline status` works whether or not the hub runs. The
+running hub writes each target's circuit and budget into a cursor every few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from seamline.journal.sqlite import SqliteJournal
+from seamline.project import Project
+
+OPEN_STATES = ("pending", "retrying", "leased")
+
+
+@dataclass
+class FlowStatus:
+    flow: str
+    counts: dict[str, int] = field(default_factory=dict)
+    oldest_open: float | None = None
+    sla: float = 300.0
+
+    def count(self, state: str) -> int:
+        return self.counts.get(state, 0)
+
+    @property
+    def oldest_age(self) -> float | None:
+        return None if self.oldest_open is None else max(0.0, time.time() - self.oldest_open)
+
+
+@dataclass
+class SystemStatus:
+    system: str
+    rejected: int = 0
+    budget: dict[str, Any] | None = None
+
+
+async def snapshot(
+    journal: SqliteJournal, project: Project
+) -> tuple[list[FlowStatus], list[SystemStatus]]:
+    flows = {
+        name: FlowStatus(name, sla=flow.spec.sla.deliver_within)
+        for name, flow in project.flows.items()
+    }
+    for row in await journal.flow_counts():
+        status = flows.setdefault(row.flow, FlowStatus(row.flow))
+        status.counts[row.state] = status.counts.get(row.state, 0) + row.count
+        if row.state in OPEN_STATES and row.oldest is not None:
+            status.oldest_open = min(status.oldest_open or row.oldest, row.oldest)
+    systems = {name: SystemStatus(name) for name in project.systems}
+    for system_name, n, _oldest in await journal.rejected_counts():
+        systems.setdefault(system_name, SystemStatus(system_name)).rejected = n
+    for name, system in systems.items():
+        raw = await journal.get_cursor(f"budget:{name}")
+        if raw:
+            system.budget = orjson.loads(raw)
+    return list(flows.values()), list(systems.values())
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"

@@ -1,0 +1,285 @@
+"""The SQLite journal on a real file: durability settings, dedupe, group commit, claims."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from seamline.errors import JournalError
+from seamline.journal.base import NewDelivery, NewMessage, Routing, Selection, Settlement
+from seamline.journal.sqlite import SqliteJournal, check_durable
+
+
+@pytest.fixture
+def journal_path(tmp_path: Path) -> Path:
+    return tmp_path / "journal.db"
+
+
+async def opened(path: Path, **kw: object) -> SqliteJournal:
+    journal = SqliteJournal(path, **kw)  # type: ignore[arg-type]
+    await journal.open()
+    return journal
+
+
+def message(n: int, system: str = "shop") -> NewMessage:
+    return NewMessage(system, f"msg-{n}", time.time(), b"{}", b'{"n": %d}' % n)
+
+
+def delivery(
+    flow: str = "f",
+    key: str | None = None,
+    version: float | None = None,
+    *,
+    coalesce: bool = False,
+    safe: bool = True,
+) -> NewDelivery:
+    return NewDelivery(flow, "v1", "target", key, version, safe, coalesce)
+
+
+async def journal_with(path: Path, plan: list[NewDelivery]) -> SqliteJournal:
+    """A journal holding one message per planned delivery, routed in order."""
+    journal = await opened(path)
+    for i, d in enumerate(plan):
+        mid = await journal.append(message(i))
+        assert mid is not None
+        await journal.route([Routing(mid, "order.created", deliveries=[d])])
+    return journal
+
+
+def done(
+    claimed_id: int,
+    token: int,
+    state: str = "delivered",
+    *,
+    due: float = 0.0,
+    key: str | None = None,
+    version: float | None = None,
+) -> Settlement:
+    return Settlement(
+        claimed_id,
+        token,
+        state,
+        1,
+        due,
+        None,
+        None,
+        None,  # type: ignore[arg-type]
+        flow="f",
+        key=key,
+        applied_version=version,
+    )
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_journal_is_wal_with_synchronous_full(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = await opened(journal_path)
+        await journal.close()
+
+    run(go())
+    conn = sqlite3.connect(journal_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.execute("PRAGMA synchronous = NORMAL")
+    with pytest.raises(JournalError, match="synchronous=FULL"):
+        check_durable(conn)
+    conn.close()
+
+
+def test_same_source_id_is_journaled_once(journal_path: Path) -> None:
+    async def go() -> tuple[int | None, int | None, int | None]:
+        journal = await opened(journal_path)
+        first = await journal.append(message(1))
+        again = await journal.append(message(1))
+        other_system = await journal.append(message(1, system="erp"))
+        await journal.close()
+        return first, again, other_system
+
+    first, again, other = run(go())  # type: ignore[misc]
+    assert first is not None and again is None and other is not None
+
+
+def test_concurrent_appends_share_commits(journal_path: Path) -> None:
+    # Given 2,000 webhooks arriving at once
+    async def go() -> tuple[int, int]:
+        journal = await opened(journal_path)
+        ids = await asyncio.gather(*(journal.append(message(i)) for i in range(2000)))
+        commits = journal.commits
+        await journal.close()
+        return len({i for i in ids if i is not None}), commits
+
+    stored, commits = run(go())  # type: ignore[misc]
+    # Then all are stored, with far fewer commits (fsyncs) than messages
+    assert stored == 2000
+    assert commits < 200
+
+
+def test_second_hub_on_the_same_file_is_refused(journal_path: Path) -> None:
+    async def go() -> None:
+        first = await opened(journal_path, exclusive=True)
+        try:
+            with pytest.raises(JournalError, match="another Seamline hub"):
+                await opened(journal_path, exclusive=True)
+        finally:
+            await first.close()
+
+    run(go())
+
+
+def test_only_the_head_of_each_key_is_claimed(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = await journal_with(
+            journal_path,
+            [
+                delivery(key="A"),
+                delivery(key="A"),
+                delivery(key="B"),
+                delivery(key=None),
+            ],
+        )
+        first = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert [c.message_id for c in first] == [1, 3, 4]
+        # While A's head is in flight, nothing more of A
+        assert await journal.claim(target="target", owner="w", limit=10, lease=30) == []
+        head = first[0]
+        await journal.settle([done(head.id, head.token)])
+        second = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert [c.message_id for c in second] == [2]
+        await journal.close()
+
+    run(go())
+
+
+def test_a_retrying_head_holds_back_its_key_only_and_a_dead_one_does_not(
+    journal_path: Path,
+) -> None:
+    async def go() -> None:
+        journal = await journal_with(
+            journal_path,
+            [
+                delivery(key="A"),
+                delivery(key="A"),
+                delivery(key="B"),
+                delivery(key="B"),
+            ],
+        )
+        a1, b1 = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        await journal.settle(
+            [
+                done(a1.id, a1.token, "pending", due=time.time() + 3600),  # retrying in an hour
+                done(b1.id, b1.token, "dead"),
+            ]
+        )
+        claimed = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert [c.message_id for c in claimed] == [4]
+        await journal.close()
+
+    run(go())
+
+
+def test_coalescing_supersedes_older_pending_values(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = await journal_with(
+            journal_path, [delivery(key="SKU-1", coalesce=True) for _ in range(3)]
+        )
+        claimed = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert [c.message_id for c in claimed] == [3]
+        skipped = await journal.select(Selection(states=("skipped",)))
+        assert len(skipped) == 2
+        assert all("superseded" in str(r["last_error"]) for r in skipped)
+        await journal.close()
+
+    run(go())
+
+
+def test_stale_versions_are_skipped_with_a_reason(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = await journal_with(
+            journal_path,
+            [
+                delivery(key="order-1", version=200.0),
+                delivery(key="order-1", version=100.0),
+            ],
+        )
+        (newer,) = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        await journal.settle([done(newer.id, newer.token, key="order-1", version=200.0)])
+        assert await journal.claim(target="target", owner="w", limit=10, lease=30) == []
+        (stale,) = await journal.select(Selection(states=("skipped",)))
+        assert "stale" in str(stale["last_error"])
+        await journal.close()
+
+    run(go())
+
+
+def test_an_outcome_with_an_old_lease_token_is_not_recorded(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = await journal_with(journal_path, [delivery()])
+        (first,) = await journal.claim(target="target", owner="slow", limit=1, lease=0.01)
+        await asyncio.sleep(0.05)
+        await journal.expire_leases()
+        (again,) = await journal.claim(target="target", owner="fast", limit=1, lease=30)
+        assert again.token == first.token + 1
+        assert await journal.settle([done(first.id, first.token, "dead")]) == [False]
+        assert await journal.settle([done(again.id, again.token)]) == [True]
+        (row,) = await journal.select(Selection(states=("delivered",)))
+        assert row["id"] == first.id
+        await journal.close()
+
+    run(go())
+
+
+def test_expired_leases_go_back_to_pending_or_to_review_when_a_repeat_is_unsafe(
+    journal_path: Path,
+) -> None:
+    async def go() -> None:
+        journal = await journal_with(journal_path, [delivery(safe=True), delivery(safe=False)])
+        await journal.claim(target="target", owner="w", limit=10, lease=0.01)
+        await asyncio.sleep(0.05)
+        assert len(await journal.expire_leases()) == 2
+        assert [r["message_id"] for r in await journal.select(Selection(states=("pending",)))] == [
+            1
+        ]
+        (review,) = await journal.select(Selection(states=("review",)))
+        assert "outcome unknown" in str(review["last_error"])
+        await journal.close()
+
+    run(go())
+
+
+def test_retention_purges_payloads_but_keeps_ids_and_outcomes(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = await journal_with(journal_path, [delivery()])
+        assert await journal.purge(before=time.time() + 1) >= 1
+        await journal.close()
+
+    run(go())
+    conn = sqlite3.connect(journal_path)
+    assert conn.execute("SELECT source_id, body FROM message").fetchall() == [("msg-0", None)]
+    assert conn.execute("SELECT count(*) FROM delivery").fetchone()[0] == 1
+    conn.close()
+
+
+def test_a_failing_operation_fails_alone(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = await opened(journal_path)
+
+        def broken(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+        results = await asyncio.gather(
+            journal.append(message(1)),
+            journal._write(broken),
+            journal.append(message(2)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], int) and isinstance(results[2], int)
+        assert isinstance(results[1], sqlite3.OperationalError)
+        await journal.close()
+
+    run(go())

@@ -1,0 +1,236 @@
+"""A worker's verdict on each outcome: what the delivery becomes, attempts burnt, breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from seamline.cli import write_example
+from seamline.connectors.fake import FakeSink, answer
+from seamline.engine.budget import Budget, CircuitBreaker
+from seamline.engine.router import Router
+from seamline.engine.worker import TargetWorker, WorkerStats
+from seamline.errors import (
+    PermanentError,
+    ThrottledError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from seamline.journal.base import NewMessage, Settlement, StoredMessage
+from seamline.journal.sqlite import SqliteJournal
+from seamline.project import load_project
+
+
+def order(**changes: Any) -> dict[str, Any]:
+    data = {
+        "id": 450789469,
+        "order_number": 1001,
+        "source_name": "web",
+        "total_price": "10.00",
+        "updated_at": "2026-11-22T10:00:00Z",
+        "line_items": [{"sku": "A-1", "quantity": 1, "price": "10.00"}],
+    }
+    data.update(changes)
+    return data
+
+
+@dataclass
+class Rig:
+    journal: SqliteJournal
+    worker: TargetWorker
+    router: Router
+    sink: FakeSink
+    budget: Budget
+
+
+async def rig(root: Path, sink: FakeSink, *, failures: int = 5) -> Rig:
+    write_example(root)
+    project = load_project(root)
+    journal = SqliteJournal(root / "journal.db")
+    await journal.open()
+    shop = project.systems["webshop"]
+    router = Router(
+        project, {"webshop": shop.connector.source("webshop", shop.options)}, lambda f: sink.safe
+    )
+    budget = Budget(concurrency=10, breaker=CircuitBreaker(failures=failures))
+    worker = TargetWorker(
+        target="orders-api",
+        project=project,
+        journal=journal,
+        router=router,
+        sink=sink,
+        budget=budget,
+        owner="test",
+        batch=10,
+        lease=30.0,
+        stats=WorkerStats(),
+    )
+    return Rig(journal, worker, router, sink, budget)
+
+
+async def receive(r: Rig, data: dict[str, Any], n: int = 0) -> None:
+    body = orjson.dumps({"type": "order.created", "data": data})
+    mid = await r.journal.append(NewMessage("webshop", f"m{n}", time.time(), b"{}", body))
+    assert mid is not None
+    await r.journal.route(
+        [r.router.route(StoredMessage(mid, "webshop", f"m{n}", 0.0, b"{}", body))]
+    )
+
+
+async def attempt_once(r: Rig) -> Settlement:
+    (claimed,) = await r.journal.claim(target="orders-api", owner="test", limit=1, lease=30.0)
+    settlement = await r.worker.deliver(claimed)
+    assert await r.journal.settle([settlement]) == [True]
+    return settlement
+
+
+# (case, what the target answers, idempotent target?, state, attempts spent, error class)
+OUTCOMES = [
+    ("delivered", answer(200), True, "delivered", 1, None),
+    (
+        "server error is retried",
+        answer(503, error=TransientError("server error 503")),
+        True,
+        "pending",
+        1,
+        "transient",
+    ),
+    (
+        "throttled waits without burning an attempt",
+        answer(429, error=ThrottledError("429", retry_after=7.0)),
+        True,
+        "pending",
+        0,
+        "throttled",
+    ),
+    (
+        "unknown outcome, idempotent target: retried",
+        answer(None, error=UnknownOutcomeError("timeout")),
+        True,
+        "pending",
+        1,
+        "unknown",
+    ),
+    (
+        "unknown outcome, not idempotent: review",
+        answer(None, error=UnknownOutcomeError("timeout")),
+        False,
+        "review",
+        1,
+        "unknown",
+    ),
+    (
+        "refused as invalid: dead letter",
+        answer(422, error=PermanentError("refused with 422")),
+        True,
+        "dead",
+        1,
+        "permanent",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "reply", "safe", "state", "spent", "error_class"),
+    OUTCOMES,
+    ids=[c[0] for c in OUTCOMES],
+)
+def test_outcome_classification(
+    tmp_path: Path,
+    case: str,
+    reply: Any,
+    safe: bool,
+    state: str,
+    spent: int,
+    error_class: str | None,
+) -> None:
+    async def go() -> None:
+        r = await rig(tmp_path / "p", FakeSink(script=[reply], safe=safe))
+        await receive(r, order())
+        settlement = await attempt_once(r)
+        assert (settlement.state, settlement.spent, settlement.error_class) == (
+            state,
+            spent,
+            error_class,
+        )
+        assert settlement.attempt is not None  # every attempt is recorded
+        if case.startswith("throttled"):
+            assert settlement.due_at >= time.time() + 6.0
+            assert r.budget.capacity(10) == 0  # the whole target is held, not just this delivery
+        await r.journal.close()
+
+    asyncio.run(go())
+
+
+def test_unmapped_value_is_a_dead_letter_naming_the_value_and_nothing_is_sent(
+    tmp_path: Path,
+) -> None:
+    async def go() -> None:
+        r = await rig(tmp_path / "p", FakeSink())
+        await receive(r, order(source_name="tiktok"))
+        settlement = await attempt_once(r)
+        assert settlement.state == "dead" and settlement.error_class == "contract"
+        assert "tiktok" in (settlement.error or "") and "channels" in (settlement.error or "")
+        assert r.sink.sent == []
+        await r.journal.close()
+
+    asyncio.run(go())
+
+
+def test_once_the_circuit_opens_failures_hold_without_burning_attempts(tmp_path: Path) -> None:
+    async def go() -> None:
+        down = answer(None, error=TransientError("cannot connect"))
+        r = await rig(tmp_path / "p", FakeSink(default=down), failures=2)
+        await receive(r, order(id=1), 1)
+        await receive(r, order(id=2), 2)
+        claimed = await r.journal.claim(target="orders-api", owner="test", limit=10, lease=30.0)
+        first, second = [await r.worker.deliver(c) for c in claimed]
+        assert (first.state, first.spent, first.error_class) == ("pending", 1, "transient")
+        assert (second.state, second.spent, second.error_class) == ("pending", 0, "held")
+        assert r.budget.breaker.state == "open"
+        await r.journal.close()
+
+    asyncio.run(go())
+
+
+def test_retries_end_in_a_dead_letter_when_attempts_are_spent(tmp_path: Path) -> None:
+    async def go() -> None:
+        failing = answer(503, error=TransientError("server error 503"))
+        r = await rig(tmp_path / "p", FakeSink(default=failing), failures=100)
+        await receive(r, order())
+        states = []
+        for _ in range(10):
+            await r.journal._write(lambda c: c.execute("UPDATE delivery SET due_at = 0"))
+            states.append((await attempt_once(r)).state)
+        assert states == ["pending"] * 9 + ["dead"]
+        (row,) = [x for x in await r.journal.select(_dead()) if x["state"] == "dead"]
+        assert "gave up after 10 attempts" in str(row["last_error"])
+        await r.journal.close()
+
+    asyncio.run(go())
+
+
+def test_idempotency_key_is_stable_across_attempts(tmp_path: Path) -> None:
+    async def go() -> None:
+        r = await rig(tmp_path / "p", FakeSink(script=[answer(503, error=TransientError("x"))]))
+        await receive(r, order())
+        await attempt_once(r)
+        await r.journal._write(lambda c: c.execute("UPDATE delivery SET due_at = 0"))
+        await attempt_once(r)
+        keys = {key for _op, _body, key in r.sink.sent}
+        assert len(r.sink.sent) == 2 and len(keys) == 1
+        await r.journal.close()
+
+    asyncio.run(go())
+
+
+def _dead() -> Any:
+    from seamline.journal.base import Selection
+
+    return Selection(states=("dead",))
