@@ -27,7 +27,7 @@ class HttpSource:
         )
 
     def verify(self, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes) -> str:
-        return self._verifier.verify_asgi(list(raw_headers), body)
+        return self._verifier.verify_asgi(raw_headers, body)
 
     def decode(self, headers: Mapping[str, str], body: bytes) -> Event:
         try:

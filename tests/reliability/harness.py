@@ -1,0 +1,244 @@
+"""Real processes on loopback: a hub, a recording sink, and a checker over what they kept.
+
+The checker follows the Jepsen total-queue idea: `acked` (the sender got a 2xx), `effects`
+(the sink applied), `dead` (dead letters). Lost = acked - effects - dead must be empty;
+duplicated effects (one order applied twice) must be zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from seamline.connectors.http.signature import generate_secret
+from seamline.sandbox.recording_sink import read_records
+
+ORDER_BASE = 5_000_000_000  # order ids of the sender's default data: ORDER_BASE + index
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Project:
+    dir: Path
+    hub_port: int
+    secret: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}/hooks/shop"
+
+    @property
+    def journal(self) -> Path:
+        return self.dir / "journal.db"
+
+
+def write_project(root: Path, *, sink_port: int, failures: int = 5) -> Project:
+    """A shop sending orders to a sink that honours Idempotency-Key; identity mapping."""
+    secret = generate_secret()
+    hub_port = free_port()
+    for folder in ("systems", "flows", "secrets"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "secrets" / "shop.secret").write_text(secret)
+    (root / "seamline.yaml").write_text(
+        f"listen: 127.0.0.1:{hub_port}\nworker: {{batch: 100, lease: 10s}}\nlog_level: warning\n"
+    )
+    (root / "systems" / "shop.yaml").write_text(
+        "kind: http\nconnection:\n  secrets: [{file: secrets/shop.secret}]\n"
+        "  keys: {order: order_number}\n"
+    )
+    (root / "systems" / "sink.yaml").write_text(
+        f"kind: http\nconnection:\n  base_url: http://127.0.0.1:{sink_port}\n"
+        "  idempotent: true\n  timeout: 5s\n"
+        f"budget:\n  concurrency: 64\n  circuit: {{failures: {failures}, cooldown: 2s}}\n"
+    )
+    (root / "flows" / "orders.yaml").write_text(
+        "owner: reliability-tests\nsource: {system: shop, events: [order.updated]}\n"
+        "target: {system: sink, operation: request, options: {method: PUT, path: '/orders/{id}'}}\n"
+        "ordering: {key: id}\n"
+        "retry: {schedule: [0.2s, 0.5s, 1s, 2s], max_attempts: 8, jitter: 0.1}\n"
+    )
+    return Project(root, hub_port, secret)
+
+
+class Sink:
+    """The recording sink as its own process."""
+
+    def __init__(self, db: Path, port: int) -> None:
+        self.db = db
+        self.port = port
+        self.proc: subprocess.Popen[str] | None = None
+        self.control_port = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "seamline.sandbox.recording_sink",
+                "--port",
+                str(self.port),
+                "--control-port",
+                "0",
+                "--db",
+                str(self.db),
+                "--key-field",
+                "id",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        ready = json.loads(self.proc.stdout.readline())
+        self.control_port = ready["control_port"]
+
+    async def control(self, **changes: Any) -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"http://127.0.0.1:{self.control_port}/_control", json=changes) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class Hub:
+    """`seamline run` as its own process, restartable."""
+
+    def __init__(self, project: Project, log: Path) -> None:
+        self.project = project
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    async def start(self, *, within: float = 20.0) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; nothing here waits
+                [sys.executable, "-m", "seamline.cli", "run", str(self.project.dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.starts += 1
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, self.log.read_text()[-3000:]
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.project.hub_port}/readyz") as r:
+                        if r.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("hub did not become ready")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no shutdown code runs
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+def journal_counts(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        counts = dict(
+            conn.execute("SELECT state, count(*) FROM delivery GROUP BY state").fetchall()
+        )
+        counts["unrouted"] = conn.execute(
+            "SELECT count(*) FROM message WHERE state = 'received'"
+        ).fetchone()[0]
+        return counts
+    finally:
+        conn.close()
+
+
+async def drained(path: Path, *, within: float) -> dict[str, int]:
+    """Wait until nothing is pending, leased or unrouted; return the final counts."""
+    deadline = time.monotonic() + within
+    while True:
+        counts = journal_counts(path)
+        if not any(counts.get(s, 0) for s in ("pending", "leased", "unrouted")):
+            return counts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not drained after {within:.0f} s: {counts}")
+        await asyncio.sleep(0.25)
+
+
+def acked_indexes(history: Path) -> set[int]:
+    acked = set()
+    for line in history.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["op"] == "ok":
+            acked.add(int(entry["id"].rsplit("-", 1)[1]))
+    return acked
+
+
+@dataclass
+class Verdict:
+    acked: set[int]
+    effects: Counter[int]
+    dead: set[int]
+
+    @property
+    def lost(self) -> set[int]:
+        return self.acked - set(self.effects) - self.dead
+
+    @property
+    def duplicated(self) -> dict[int, int]:
+        return {k: n for k, n in self.effects.items() if n > 1}
+
+    def table(self) -> str:
+        return (
+            f"acked {len(self.acked)}, applied {len(self.effects)}, dead {len(self.dead)}, "
+            f"lost {len(self.lost)}, duplicated effects {len(self.duplicated)}"
+        )
+
+
+def verdict(history: Path, sink_db: Path, journal: Path) -> Verdict:
+    effects: Counter[int] = Counter(int(r.key) - ORDER_BASE for r in read_records(sink_db) if r.key)
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        dead_ids = conn.execute(
+            "SELECT m.source_id FROM delivery d JOIN message m ON m.id = d.message_id "
+            "WHERE d.state = 'dead'"
+        ).fetchall()
+    finally:
+        conn.close()
+    dead = {int(str(r[0]).rsplit("-", 1)[1]) for r in dead_ids}
+    return Verdict(acked_indexes(history), effects, dead)
+
+
+def integrity(journal: Path) -> str:
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
