@@ -4,91 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from seamline.cli import write_example
 from seamline.connectors.fake import FakeSink, answer
-from seamline.engine.budget import Budget, CircuitBreaker
-from seamline.engine.router import Router
-from seamline.engine.worker import TargetWorker, WorkerStats
 from seamline.errors import (
     PermanentError,
     ThrottledError,
     TransientError,
     UnknownOutcomeError,
 )
-from seamline.journal.base import NewMessage, Settlement, StoredMessage
-from seamline.journal.sqlite import SqliteJournal
-from seamline.project import load_project
-
-
-def order(**changes: Any) -> dict[str, Any]:
-    data = {
-        "id": 450789469,
-        "order_number": 1001,
-        "source_name": "web",
-        "total_price": "10.00",
-        "updated_at": "2026-11-22T10:00:00Z",
-        "line_items": [{"sku": "A-1", "quantity": 1, "price": "10.00"}],
-    }
-    data.update(changes)
-    return data
-
-
-@dataclass
-class Rig:
-    journal: SqliteJournal
-    worker: TargetWorker
-    router: Router
-    sink: FakeSink
-    budget: Budget
-
-
-async def rig(root: Path, sink: FakeSink, *, failures: int = 5) -> Rig:
-    write_example(root)
-    project = load_project(root)
-    journal = SqliteJournal(root / "journal.db")
-    await journal.open()
-    shop = project.systems["webshop"]
-    router = Router(
-        project, {"webshop": shop.connector.source("webshop", shop.options)}, lambda f: sink.safe
-    )
-    budget = Budget(concurrency=10, breaker=CircuitBreaker(failures=failures))
-    worker = TargetWorker(
-        target="orders-api",
-        project=project,
-        journal=journal,
-        router=router,
-        sink=sink,
-        budget=budget,
-        owner="test",
-        batch=10,
-        lease=30.0,
-        stats=WorkerStats(),
-    )
-    return Rig(journal, worker, router, sink, budget)
-
-
-async def receive(r: Rig, data: dict[str, Any], n: int = 0) -> None:
-    body = orjson.dumps({"type": "order.created", "data": data})
-    mid = await r.journal.append(NewMessage("webshop", f"m{n}", time.time(), b"{}", body))
-    assert mid is not None
-    await r.journal.route(
-        [r.router.route(StoredMessage(mid, "webshop", f"m{n}", 0.0, b"{}", body))]
-    )
-
-
-async def attempt_once(r: Rig) -> Settlement:
-    (claimed,) = await r.journal.claim(target="orders-api", owner="test", limit=1, lease=30.0)
-    settlement = await r.worker.deliver(claimed)
-    assert await r.journal.settle([settlement]) == [True]
-    return settlement
-
+from tests.integration.rig import attempt_once, order, receive, rig
 
 # (case, what the target answers, idempotent target?, state, attempts spent, error class)
 OUTCOMES = [
