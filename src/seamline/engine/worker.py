@@ -137,6 +137,7 @@ class TargetWorker:
                 settlements = await asyncio.gather(*(self.deliver(c) for c in claimed))
                 recorded = await self.journal.settle(settlements)
                 self.stats.fenced += recorded.count(False)
+                _log_outcomes(claimed, settlements, recorded)
             finally:
                 self.budget.release(len(claimed))
 
@@ -302,6 +303,29 @@ class TargetWorker:
             if mine is not None:
                 out.append(Xref(entity, claimed.system, mine, self.target, other))
         return out
+
+
+def _log_outcomes(
+    claimed: list[Claimed], settlements: list[Settlement], recorded: list[bool]
+) -> None:
+    """Dead letters, reviews and fenced outcomes are worth a line each; deliveries are not."""
+    for c, s, kept in zip(claimed, settlements, recorded, strict=True):
+        if not kept:
+            log.warning(
+                "outcome not recorded: another worker holds the lease",
+                extra={"delivery_id": c.id, "message_id": c.message_id, "flow": c.flow},
+            )
+        elif s.state in ("dead", "review"):
+            log.warning(
+                f"delivery {'dead' if s.state == 'dead' else 'needs review'}",
+                extra={
+                    "delivery_id": c.id,
+                    "message_id": c.message_id,
+                    "flow": c.flow,
+                    "error_class": s.error_class,
+                    "error": s.error,
+                },
+            )
 
 
 def _stored(claimed: Claimed) -> StoredMessage:
