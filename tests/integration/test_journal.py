@@ -279,7 +279,8 @@ def test_a_failing_operation_fails_alone(journal_path: Path) -> None:
             return_exceptions=True,
         )
         assert isinstance(results[0], int) and isinstance(results[2], int)
-        assert isinstance(results[1], sqlite3.OperationalError)
+        assert isinstance(results[1], JournalError)
+        assert isinstance(results[1].__cause__, sqlite3.OperationalError)
         await journal.close()
 
     run(go())

@@ -196,7 +196,11 @@ class Hub:
             while not self._inbox.empty() and len(batch) < ROUTE_BATCH:
                 batch.extend(self._inbox.get_nowait())
             if batch:
-                await self._route(sorted(batch, key=lambda m: m.id))
+                try:
+                    await self._route(sorted(batch, key=lambda m: m.id))
+                except Exception:
+                    # They stay `received` in the journal; the sweep routes them again.
+                    log.exception("routing failed", extra={"messages": len(batch)})
             if self._stop_router and self._inbox.empty():
                 return
 
@@ -227,41 +231,46 @@ class Hub:
                     worker.wake.set()
 
     async def _sweep_loop(self) -> None:
-        last_purge = 0.0
-        retention = self.project.settings.retention.payloads
+        state = {"last_purge": 0.0}
         while True:
             await asyncio.sleep(LEASE_SWEEP)
-            expired = await self.journal.expire_leases()
-            if expired:
-                log.warning(
-                    "leases expired", extra={"deliveries": expired[:20], "count": len(expired)}
-                )
-            # Deliveries of a target whose circuit just closed are due now, not at their backoff.
-            for name, worker in self.workers.items():
-                if worker.recovered:
-                    worker.recovered = False
-                    released = await self.journal.release_held(name)
-                    worker.wake.set()
-                    log.info("target recovered", extra={"target": name, "released": released})
-            for name, budget in self.budgets.items():
-                view = budget.view()
-                await self.journal.set_cursor(
-                    f"budget:{name}",
-                    orjson.dumps(
-                        {
-                            "circuit": view.circuit,
-                            "in_flight": view.in_flight,
-                            "concurrency": view.concurrency,
-                            "rate": view.rate,
-                            "opened": view.opened_count,
-                            "at": time.time(),
-                        }
-                    ).decode(),
-                )
-            # Replayed rejections are back in `received`: route them.
-            await self._route_backlog(settled_for=10.0)
-            if time.time() - last_purge > RETENTION_SWEEP:
-                last_purge = time.time()
-                purged = await self.journal.purge(before=time.time() - retention)
-                if purged:
-                    log.info("retention purge", extra={"payloads": purged})
+            try:
+                await self._sweep(state)
+            except Exception:
+                log.exception("sweep failed; trying again")
+
+    async def _sweep(self, state: dict[str, float]) -> None:
+        """Expire leases, release recovered targets, publish budgets, route stragglers, purge."""
+        expired = await self.journal.expire_leases()
+        if expired:
+            log.warning("leases expired", extra={"deliveries": expired[:20], "count": len(expired)})
+        # Deliveries of a target whose circuit just closed are due now, not at their backoff.
+        for name, worker in self.workers.items():
+            if worker.recovered:
+                worker.recovered = False
+                released = await self.journal.release_held(name)
+                worker.wake.set()
+                log.info("target recovered", extra={"target": name, "released": released})
+        for name, budget in self.budgets.items():
+            view = budget.view()
+            await self.journal.set_cursor(
+                f"budget:{name}",
+                orjson.dumps(
+                    {
+                        "circuit": view.circuit,
+                        "in_flight": view.in_flight,
+                        "concurrency": view.concurrency,
+                        "rate": view.rate,
+                        "opened": view.opened_count,
+                        "at": time.time(),
+                    }
+                ).decode(),
+            )
+        # Replayed rejections are back in `received`, and so is anything the router failed on.
+        await self._route_backlog(settled_for=10.0)
+        if time.time() - state["last_purge"] > RETENTION_SWEEP:
+            state["last_purge"] = time.time()
+            retention = self.project.settings.retention.payloads
+            purged = await self.journal.purge(before=time.time() - retention)
+            if purged:
+                log.info("retention purge", extra={"payloads": purged})

@@ -9,6 +9,7 @@ source version used to skip stale updates. A payload that breaks the source cont
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from seamline.errors import ContractError
 from seamline.journal.base import NewDelivery, Routing, StoredMessage
 from seamline.project import Flow, Project
 
-MISSING = object()
+log = logging.getLogger("seamline.router")
 
 
 def source_version(value: Any) -> float:
@@ -72,6 +73,10 @@ class Router:
             event = self.decode(message)
         except ContractError as exc:
             return Routing(message.id, None, rejected=str(exc))
+        except Exception as exc:  # a bug in a decoder must not stop routing of the rest
+            log.exception("decoder failed", extra={"message_id": message.id})
+            reason = f"decoder failed ({exc!r}); replay after a fix"
+            return Routing(message.id, None, rejected=reason)
         deliveries = []
         try:
             for flow in self.project.flows_for(message.system, event.name):

@@ -138,6 +138,11 @@ class TargetWorker:
                 recorded = await self.journal.settle(settlements)
                 self.stats.fenced += recorded.count(False)
                 _log_outcomes(claimed, settlements, recorded)
+            except Exception:
+                # The outcomes are not recorded; the leases expire and the deliveries go again
+                # (or to review where a repeat is unsafe). Keep the loop alive.
+                log.exception("recording outcomes failed", extra={"target": self.target})
+                await self._sleep(1.0)
             finally:
                 self.budget.release(len(claimed))
 

@@ -176,6 +176,8 @@ class SqliteJournal:
     def _submit(self, op: Op) -> asyncio.Future[Any]:
         if self._thread is None or self._loop is None:
             raise JournalError("the journal is not open")
+        if not self._thread.is_alive():
+            raise JournalError("the journal writer stopped; restart the hub")
         future: asyncio.Future[Any] = self._loop.create_future()
         self._queue.append(_Pending(op, future))
         self._wake.set()
@@ -189,7 +191,15 @@ class SqliteJournal:
                 group: list[_Pending] = []
                 while self._queue and len(group) < MAX_GROUP:
                     group.append(self._queue.popleft())
-                self._commit_group(group)
+                try:
+                    self._commit_group(group)
+                except BaseException as exc:  # the writer must outlive any one group
+                    failure = JournalError(f"journal writer failed: {exc!r}")
+                    assert self._loop is not None
+                    with contextlib.suppress(RuntimeError):
+                        self._loop.call_soon_threadsafe(
+                            self._resolve, group, [(False, failure)] * len(group)
+                        )
             if self._stopping and not self._queue:
                 return
 
@@ -201,7 +211,7 @@ class SqliteJournal:
             conn.execute("BEGIN IMMEDIATE")
             results = [p.op(conn) for p in group]
         except Exception:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             outcomes = [self._commit_one(p) for p in group]
         else:
             try:
@@ -224,7 +234,12 @@ class SqliteJournal:
             conn.execute("BEGIN IMMEDIATE")
             result = pending.op(conn)
         except Exception as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
+            if isinstance(exc, sqlite3.Error):
+                # Disk full, I/O error, locked: the caller learns it as the journal's failure.
+                failure = JournalError(f"journal write failed: {exc}")
+                failure.__cause__ = exc
+                return False, failure
             return False, exc
         try:
             conn.execute("COMMIT")
@@ -651,6 +666,12 @@ _INSERT_MESSAGE = (
     "INSERT INTO message (system, source_id, received_at, headers, body) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (system, source_id) DO NOTHING RETURNING id"
 )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite may already have rolled back on its own (SQLITE_FULL, SQLITE_IOERR).
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _audit(
