@@ -69,7 +69,7 @@ def rows(path: Path) -> int:
 
 def make_app(journal: SqliteJournal, *, max_body: int = 4096) -> Ingest:
     source = HttpSource("shop", HttpOptions(secrets=[Secret(SECRET)]))
-    app = Ingest(journal, {"shop": source}, max_body=max_body, ack_timeout=5.0)
+    app = Ingest(journal, {"shop": source}, max_body=max_body)
     app.ready = True
     return app
 

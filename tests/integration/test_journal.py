@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seamline.errors import JournalError
+from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import NewDelivery, NewMessage, Routing, Selection, Settlement
 from seamline.journal.sqlite import SqliteJournal, check_durable
 
@@ -284,3 +284,27 @@ def test_a_failing_operation_fails_alone(journal_path: Path) -> None:
         await journal.close()
 
     run(go())
+
+
+def test_an_append_stuck_behind_a_stalled_writer_is_refused_and_not_journaled(
+    journal_path: Path,
+) -> None:
+    async def go() -> None:
+        journal = await opened(journal_path, ack_timeout=0.2)
+        # Given a writer busy for a second
+        stall = asyncio.ensure_future(journal._write(lambda conn: time.sleep(1.0)))
+        await asyncio.sleep(0.1)
+        # When a webhook's message waits behind it
+        started = time.monotonic()
+        with pytest.raises(JournalBusy):
+            await journal.append(message(1))
+        # Then it is refused soon after the ack timeout, and never written
+        assert time.monotonic() - started < 0.9
+        await stall
+        assert await journal.append(message(2)) is not None
+        await journal.close()
+
+    run(go())
+    conn = sqlite3.connect(journal_path)
+    assert conn.execute("SELECT source_id FROM message").fetchall() == [("msg-2",)]
+    conn.close()

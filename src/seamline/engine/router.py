@@ -22,6 +22,7 @@ from seamline.journal.base import NewDelivery, Routing, StoredMessage
 from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.router")
+RECENT_EVENTS = 4096
 
 
 def source_version(value: Any) -> float:
@@ -61,6 +62,10 @@ class Router:
         self.project = project
         self.sources = sources
         self._safe_retry = sinks_safe
+        # Events just routed, by message id, so the worker that sends them soon after need not
+        # decode the same bytes again. Only messages with one delivery (no event is shared
+        # between flows), popped on use, bounded: a backlog simply decodes again.
+        self._recent: dict[int, Event] = {}
 
     def decode(self, message: StoredMessage) -> Event:
         source = self.sources.get(message.system)
@@ -85,7 +90,16 @@ class Router:
                     deliveries.append(delivery)
         except ContractError as exc:
             return Routing(message.id, event.name, keys=event.keys, rejected=str(exc))
+        if len(deliveries) == 1:
+            self._recent[message.id] = event
+            if len(self._recent) > RECENT_EVENTS:
+                del self._recent[next(iter(self._recent))]
         return Routing(message.id, event.name, keys=event.keys, deliveries=deliveries)
+
+    def event(self, message: StoredMessage) -> Event:
+        """The decoded event of a message about to be sent: from the recent ones, or decoded."""
+        event = self._recent.pop(message.id, None)
+        return event if event is not None else self.decode(message)
 
     def _delivery(self, flow: Flow, event: Event) -> NewDelivery | None:
         spec = flow.spec

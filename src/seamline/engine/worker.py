@@ -166,11 +166,12 @@ class TargetWorker:
             )
         started = time.time()
         try:
-            event_data = (
-                orjson.loads(claimed.payload)
-                if claimed.payload is not None
-                else self.router.decode(_stored(claimed)).data
-            )
+            if claimed.payload is not None:
+                keys: dict[str, str] = {}
+                event_data = orjson.loads(claimed.payload)
+            else:
+                event = self.router.event(_stored(claimed))
+                keys, event_data = event.keys, event.data
             body = flow.mapping.apply(event_data)
         except Skip as skip:
             return self._settle(claimed, "skipped", 0, now, None, skip.reason, None)
@@ -195,9 +196,11 @@ class TargetWorker:
             attempt = _attempt(started, None, "contract", str(exc), flow)
             self.stats.dead += 1
             return self._settle(claimed, "dead", 1, now, "contract", str(exc), attempt)
-        return self._classify(claimed, flow, started, exchange)
+        return self._classify(claimed, flow, started, exchange, keys)
 
-    def _classify(self, claimed: Claimed, flow: Flow, started: float, ex: Exchange) -> Settlement:
+    def _classify(
+        self, claimed: Claimed, flow: Flow, started: float, ex: Exchange, keys: Mapping[str, str]
+    ) -> Settlement:
         error = ex.error
         now = time.time()
         if error is None:
@@ -214,7 +217,7 @@ class TargetWorker:
                 None,
                 None,
                 attempt,
-                xrefs=self._xrefs(claimed, ex.refs),
+                xrefs=self._xrefs(claimed, ex.refs, keys),
                 flow=claimed.flow,
                 key=claimed.key,
                 applied_version=claimed.version,
@@ -298,10 +301,9 @@ class TargetWorker:
             claimed.id, claimed.token, state, spent, due_at, error_class, error, attempt
         )
 
-    def _xrefs(self, claimed: Claimed, refs: Mapping[str, str]) -> list[Xref]:
-        if not refs:
-            return []
-        keys = self.router.decode(_stored(claimed)).keys if claimed.payload is None else {}
+    def _xrefs(
+        self, claimed: Claimed, refs: Mapping[str, str], keys: Mapping[str, str]
+    ) -> list[Xref]:
         out = []
         for entity, other in refs.items():
             mine = keys.get(entity, claimed.key)

@@ -47,11 +47,12 @@ MAX_GROUP = 4096
 
 
 class _Pending:
-    __slots__ = ("future", "op")
+    __slots__ = ("enqueued", "future", "op")
 
     def __init__(self, op: Op, future: asyncio.Future[Any]) -> None:
         self.op = op
         self.future = future
+        self.enqueued = time.monotonic()
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -107,9 +108,18 @@ def _statements(script: str) -> list[str]:
 class SqliteJournal:
     """The journal in one SQLite file, written by one thread."""
 
-    def __init__(self, path: Path, *, max_pending: int = 20_000, exclusive: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_pending: int = 20_000,
+        ack_timeout: float = 5.0,
+        exclusive: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.max_pending = max_pending
+        self.ack_timeout = ack_timeout
+        self._watchdog: asyncio.Task[None] | None = None
         self.exclusive = exclusive
         self._queue: deque[_Pending] = deque()
         self._wake = threading.Event()
@@ -136,6 +146,7 @@ class SqliteJournal:
         self._reader = connect(self.path)
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
+        self._watchdog = asyncio.create_task(self._watch(), name="journal-watchdog")
 
     def _take_lock(self) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")
@@ -153,6 +164,11 @@ class SqliteJournal:
         self._lock_fd = fd
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         if self._thread is not None:
             self._stopping = True
             self._wake.set()
@@ -203,7 +219,35 @@ class SqliteJournal:
             if self._stopping and not self._queue:
                 return
 
+    async def _watch(self) -> None:
+        """Fail appends queued longer than `ack_timeout` (ingest answers 503; the sender retries).
+
+        The writer skips operations whose caller has already been answered, so a 503 means the
+        message was not journaled, except in the rare race where its group was already running:
+        then the retry with the same delivery id is a duplicate, acknowledged and not stored twice.
+        """
+        while True:
+            await asyncio.sleep(min(0.25, self.ack_timeout / 4))
+            limit = time.monotonic() - self.ack_timeout
+            for i in range(len(self._queue)):
+                try:
+                    pending = self._queue[i]
+                except IndexError:
+                    break
+                if pending.enqueued > limit:
+                    break
+                if isinstance(pending.op, _AppendOp) and not pending.future.done():
+                    pending.future.set_exception(
+                        JournalBusy(f"the journal did not commit within {self.ack_timeout:g} s")
+                    )
+
     def _commit_group(self, group: list[_Pending]) -> None:
+        # Appends whose webhook was already answered 503 are not journaled. (Reading `done()`
+        # from this thread races benignly: at worst the message is stored and its retry is a
+        # duplicate.)
+        group = [p for p in group if not (isinstance(p.op, _AppendOp) and p.future.done())]
+        if not group:
+            return
         conn = self._conn
         assert conn is not None
         outcomes: list[tuple[bool, Any]]

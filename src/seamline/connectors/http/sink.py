@@ -7,7 +7,10 @@ target without an answer (a timeout, a dropped connection after sending) is an
 
 from __future__ import annotations
 
+import functools
+import string
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,9 +25,26 @@ from seamline.errors import ContractError, TransientError, UnknownOutcomeError
 MAX_KEPT_RESPONSE = 64 * 1024
 
 
-class _Fields(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        raise ContractError(f"the request path needs '{key}', which the mapped body does not have")
+@functools.cache
+def _template_fields(path: str) -> tuple[str, ...]:
+    """The `{field}` names in a path template, parsed once per template."""
+    return tuple(name for _text, name, _spec, _conv in string.Formatter().parse(path) if name)
+
+
+def fill_path(path: str, body: Mapping[str, Any]) -> str:
+    """`/orders/{order_id}` with values from the mapped body, URL-quoted."""
+    fields = _template_fields(path)
+    if not fields:
+        return path
+    values = {}
+    for name in fields:
+        value = body.get(name)
+        if value is None:
+            raise ContractError(
+                f"the request path needs '{name}', which the mapped body does not have"
+            )
+        values[name] = urllib.parse.quote(str(value), safe="")
+    return path.format_map(values)
 
 
 class HttpSink:
@@ -36,6 +56,7 @@ class HttpSink:
             k: (v if isinstance(v, str) else v.reveal()) for k, v in options.headers.items()
         }
         self._headers.setdefault("Content-Type", "application/json")
+        self._base = (options.base_url or "").rstrip("/")
         self._timeout = aiohttp.ClientTimeout(
             total=options.timeout, connect=min(5.0, options.timeout)
         )
@@ -67,12 +88,7 @@ class HttpSink:
             if isinstance(options, RequestOperation)
             else RequestOperation.model_validate(options)
         )
-        path = (
-            op.path.format_map(_Fields({k: str(v) for k, v in body.items()}))
-            if "{" in op.path
-            else op.path
-        )
-        url = f"{(self.options.base_url or '').rstrip('/')}{path}"
+        url = self._base + fill_path(op.path, body)
         data = orjson.dumps(body)
         request_headers = {**self._headers, "Idempotency-Key": idempotency_key, **(headers or {})}
         record = f"{op.method} {url}\n".encode() + data
