@@ -1,4 +1,4 @@
-"""JSON requests out, over one keep-alive connection pool per target system.
+"""JSON requests out, over one keep-alive connection pool per target system (`client.py`).
 
 What the answer means is decided by `error_for_status`. A request that may have reached the
 target without an answer (a timeout, a dropped connection after sending) is an
@@ -14,10 +14,10 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from seamline.connectors.base import Exchange, error_for_status
+from seamline.connectors.http.client import ConnectFailed, HttpClient, NoAnswer
 from seamline.connectors.http.connector import HttpOptions, RequestOperation
 from seamline.engine.mapping import read_path
 from seamline.errors import ContractError, TransientError, UnknownOutcomeError
@@ -51,28 +51,24 @@ class HttpSink:
     def __init__(self, name: str, options: HttpOptions) -> None:
         self.name = name
         self.options = options
-        self._session: aiohttp.ClientSession | None = None
         self._headers = {
             k: (v if isinstance(v, str) else v.reveal()) for k, v in options.headers.items()
         }
         self._headers.setdefault("Content-Type", "application/json")
         self._base = (options.base_url or "").rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(
-            total=options.timeout, connect=min(5.0, options.timeout)
-        )
+        self._client: HttpClient | None = None
 
     def idempotent(self, operation: str, options: Mapping[str, Any]) -> bool:
         return self.options.idempotent
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                json_serialize=lambda o: orjson.dumps(o).decode(),
+    def client(self) -> HttpClient:
+        if self._client is None:
+            self._client = HttpClient(
+                self._base,
+                timeout=self.options.timeout,
+                connect_timeout=min(5.0, self.options.timeout),
             )
-        return self._session
+        return self._client
 
     async def send(
         self,
@@ -88,59 +84,35 @@ class HttpSink:
             if isinstance(options, RequestOperation)
             else RequestOperation.model_validate(options)
         )
-        url = self._base + fill_path(op.path, body)
+        path = fill_path(op.path, body)
         data = orjson.dumps(body)
         request_headers = {**self._headers, "Idempotency-Key": idempotency_key, **(headers or {})}
-        record = f"{op.method} {url}\n".encode() + data
+        record = f"{op.method} {self._base}{path}\n".encode() + data
         started = time.perf_counter()
-        sent = False
         try:
-            async with self._client().request(
-                op.method, url, data=data, headers=request_headers
-            ) as resp:
-                sent = True
-                answer = await resp.read()
-                status = resp.status
-                resp_headers = resp.headers
-        except aiohttp.ClientConnectorError as exc:
-            return Exchange(
-                record,
-                None,
-                b"",
-                time.perf_counter() - started,
-                TransientError(f"cannot connect to {self.name}: {exc.os_error or exc}"),
+            answer = await self.client().request(
+                op.method, path, headers=request_headers, body=data
             )
-        except TimeoutError:
-            return Exchange(
-                record,
-                None,
-                b"",
-                time.perf_counter() - started,
-                UnknownOutcomeError(
-                    f"{self.name} did not answer within {self.options.timeout:g} s"
-                ),
-            )
-        except aiohttp.ClientError as exc:
-            error: TransientError = (
-                TransientError(f"{self.name} answered badly: {exc}")
-                if sent
-                else UnknownOutcomeError(
-                    f"connection to {self.name} failed during the request: {exc}"
-                )
-            )
+        except ConnectFailed as exc:
+            error: TransientError = TransientError(f"{self.name}: {exc}")
+            return Exchange(record, None, b"", time.perf_counter() - started, error)
+        except NoAnswer as exc:
+            error = UnknownOutcomeError(f"{self.name}: {exc}")
             return Exchange(record, None, b"", time.perf_counter() - started, error)
         duration = time.perf_counter() - started
-        summary = answer[:200].decode("utf-8", "replace")
-        failure = error_for_status(status, resp_headers, summary)
+        summary = answer.body[:200].decode("utf-8", "replace")
+        failure = error_for_status(answer.status, answer.headers, summary)
         refs: dict[str, str] = {}
         if failure is None and op.refs:
-            refs = _refs(answer, op.refs)
-        return Exchange(record, status, answer[:MAX_KEPT_RESPONSE], duration, failure, refs)
+            refs = _refs(answer.body, op.refs)
+        return Exchange(
+            record, answer.status, answer.body[:MAX_KEPT_RESPONSE], duration, failure, refs
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
 
 def _refs(answer: bytes, paths: Mapping[str, str]) -> dict[str, str]:
