@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import aiohttp
 
 from seamline.connectors.http.signature import generate_secret
 from seamline.sandbox.recording_sink import read_records
+from seamline.sandbox.webhook_sender import Summary, send_webhooks
 
 ORDER_BASE = 5_000_000_000  # order ids of the sender's default data: ORDER_BASE + index
 
@@ -166,18 +168,19 @@ class Hub:
             self.proc.wait(timeout=30)
 
 
-def journal_counts(path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def query(journal: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the journal of a running (or stopped) hub, read-only."""
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
     try:
-        counts = dict(
-            conn.execute("SELECT state, count(*) FROM delivery GROUP BY state").fetchall()
-        )
-        counts["unrouted"] = conn.execute(
-            "SELECT count(*) FROM message WHERE state = 'received'"
-        ).fetchone()[0]
-        return counts
+        return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def journal_counts(path: Path) -> dict[str, int]:
+    counts = dict(query(path, "SELECT state, count(*) FROM delivery GROUP BY state"))
+    counts["unrouted"] = query(path, "SELECT count(*) FROM message WHERE state = 'received'")[0][0]
+    return counts
 
 
 async def drained(path: Path, *, within: float) -> dict[str, int]:
@@ -224,21 +227,43 @@ class Verdict:
 
 def verdict(history: Path, sink_db: Path, journal: Path) -> Verdict:
     effects: Counter[int] = Counter(int(r.key) - ORDER_BASE for r in read_records(sink_db) if r.key)
-    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
-    try:
-        dead_ids = conn.execute(
-            "SELECT m.source_id FROM delivery d JOIN message m ON m.id = d.message_id "
-            "WHERE d.state = 'dead'"
-        ).fetchall()
-    finally:
-        conn.close()
+    dead_ids = query(
+        journal,
+        "SELECT m.source_id FROM delivery d JOIN message m ON m.id = d.message_id "
+        "WHERE d.state = 'dead'",
+    )
     dead = {int(str(r[0]).rsplit("-", 1)[1]) for r in dead_ids}
     return Verdict(acked_indexes(history), effects, dead)
 
 
 def integrity(journal: Path) -> str:
-    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
+    return str(query(journal, "PRAGMA integrity_check")[0][0])
+
+
+@dataclass
+class Landscape:
+    """A recording sink, a project delivering to it, its hub, and the sender's history."""
+
+    sink: Sink
+    project: Project
+    hub: Hub
+    history: Path
+
+    def send(self, **options: Any) -> Coroutine[Any, Any, Summary]:
+        return send_webhooks(
+            url=self.project.url, secret=self.project.secret, history=self.history, **options
+        )
+
+    def verdict(self) -> Verdict:
+        return verdict(self.history, self.sink.db, self.project.journal)
+
+    def stop(self) -> None:
+        self.hub.stop()
+        self.sink.stop()
+
+
+def landscape(root: Path) -> Landscape:
+    sink = Sink(root / "sink.db", free_port())
+    sink.start()
+    project = write_project(root / "project", sink_port=sink.port)
+    return Landscape(sink, project, Hub(project, root / "hub.log"), root / "history.jsonl")
