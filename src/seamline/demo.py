@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shlex
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -135,10 +137,11 @@ async def run_demo(*, duration: float, rate: float, keep: Path | None, console: 
     hub.stop()
     await hub_task
     await sink.close()
+    command = shlex.quote(sys.argv[0]) if sys.argv[0].endswith("seamline") else "seamline"
     with contextlib.suppress(Exception):
         console.print(
             f"\nsent {summary.ok} webhooks (acknowledged); the order system applied "
             f"{stats.applied} orders; dead letters are the orders with an unknown channel.\n"
-            f"Try: seamline status {workdir}   and   seamline replay {workdir} --dry-run"
+            f"Try: {command} status {workdir}\n     {command} replay {workdir} --dry-run"
         )
     return 0
