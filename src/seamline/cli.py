@@ -104,8 +104,14 @@ def check(directory: ProjectDir = None) -> None:
 def run(
     directory: ProjectDir = None,
     listen: Annotated[str | None, typer.Option(help="host:port for ingest")] = None,
+    role: Annotated[
+        str, typer.Option(help="all: every role; ingest: only journal webhooks (routed later)")
+    ] = "all",
 ) -> None:
     """Run the hub: ingest, router, workers and scheduler in one process."""
+    if role not in ("all", "ingest"):
+        err.print(f"unknown role '{role}': use all or ingest")
+        raise typer.Exit(2)
     from seamline.engine.hub import Hub
 
     project = _project(directory)
@@ -115,7 +121,7 @@ def run(
         host, _, port = listen.rpartition(":")
         address = (host or "127.0.0.1", int(port))
     try:
-        _run(Hub(project, listen=address).run())
+        _run(Hub(project, listen=address, role="ingest" if role == "ingest" else "all").run())
     except JournalError as exc:
         err.print(f"[red]cannot start:[/] {exc}")
         raise typer.Exit(1) from None

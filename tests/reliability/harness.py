@@ -136,10 +136,18 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    async def start(self, *, within: float = 20.0) -> None:
+    async def start(self, *, within: float = 20.0, role: str = "all") -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; nothing here waits
-                [sys.executable, "-m", "seamline.cli", "run", str(self.project.dir)],
+                [
+                    sys.executable,
+                    "-m",
+                    "seamline.cli",
+                    "run",
+                    str(self.project.dir),
+                    "--role",
+                    role,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import orjson
 import uvicorn
@@ -38,6 +39,11 @@ RETENTION_SWEEP = 3600.0
 SWITCH_INTERVAL = 0.0002
 
 
+Role = Literal["all", "ingest"]
+"""`all`: every role in this process. `ingest`: only journal webhooks; the messages wait,
+unrouted, for a hub running `all` (the router picks up the backlog at its start)."""
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the hub decides when and how to stop."""
 
@@ -54,8 +60,11 @@ class HubState:
 
 
 class Hub:
-    def __init__(self, project: Project, *, listen: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self, project: Project, *, listen: tuple[str, int] | None = None, role: Role = "all"
+    ) -> None:
         self.project = project
+        self.role = role
         settings = project.settings
         self.listen = listen or settings.host_port
         self.journal = SqliteJournal(
@@ -141,10 +150,11 @@ class Hub:
                 loop.add_signal_handler(sig, self.stop)
         await self.journal.open()
         try:
-            expired = await self.journal.expire_all_leases()
-            if expired:
-                log.info("took back %d leases from a previous run", len(expired))
-            self.journal.on_append(self._inbox.put_nowait)
+            if self.role == "all":
+                expired = await self.journal.expire_all_leases()
+                if expired:
+                    log.info("took back %d leases from a previous run", len(expired))
+                self.journal.on_append(self._inbox.put_nowait)
             host, port = self.listen
             config = uvicorn.Config(
                 self.ingest,
@@ -162,14 +172,15 @@ class Hub:
                 timeout_keep_alive=30,
             )
             self.server = _Server(config)
+            everything = self.role == "all"
             async with asyncio.TaskGroup() as tg:
-                router = tg.create_task(self._route_loop(), name="router")
+                router = tg.create_task(self._route_loop(), name="router") if everything else None
                 loops = [
                     tg.create_task(w.run_loop(), name=f"worker:{name}:{i}")
-                    for name, w in self.workers.items()
+                    for name, w in (self.workers.items() if everything else ())
                     for i in range(self.project.settings.worker.loops)
                 ]
-                sweeper = tg.create_task(self._sweep_loop(), name="sweeper")
+                sweeper = tg.create_task(self._sweep_loop(), name="sweeper") if everything else None
                 serve = tg.create_task(self.server.serve(), name="server")
                 while not self.server.started and not serve.done():  # noqa: ASYNC110 - uvicorn offers no event
                     await asyncio.sleep(0.01)
@@ -188,8 +199,10 @@ class Hub:
                 await asyncio.gather(*loops)
                 await self._inbox.put([])  # wakes the router to finish what is queued
                 self._stop_router = True
-                await router
-                sweeper.cancel()
+                if router is not None:
+                    await router
+                if sweeper is not None:
+                    sweeper.cancel()
         finally:
             for sink in self.sinks.values():
                 await sink.close()

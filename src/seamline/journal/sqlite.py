@@ -310,8 +310,9 @@ class SqliteJournal:
         request was cancelled after the commit is still routed at once.
         """
         appended: list[StoredMessage] = []
+        listening = bool(self._append_listeners)
         for pending, (ok, value) in zip(group, outcomes, strict=True):
-            if ok and value is not None and isinstance(pending.op, _AppendOp):
+            if listening and ok and value is not None and isinstance(pending.op, _AppendOp):
                 m = pending.op.message
                 appended.append(
                     StoredMessage(value, m.system, m.source_id, m.received_at, m.headers, m.body)

@@ -74,7 +74,7 @@ class WebhookVerifier:
     in the past and in the future alike.
     """
 
-    __slots__ = ("_clock", "_macs", "_tolerance")
+    __slots__ = ("_clock", "_keys", "_tolerance")
 
     def __init__(
         self,
@@ -89,8 +89,7 @@ class WebhookVerifier:
             raise ValueError("a webhook verifier needs at least one secret")
         if tolerance <= 0:
             raise ValueError(f"tolerance must be positive, got {tolerance}")
-        # Keyed HMAC states, built once: each request copies one instead of re-keying.
-        self._macs = tuple(hmac.new(secret_key(s), digestmod=hashlib.sha256) for s in secrets)
+        self._keys = tuple(secret_key(s) for s in secrets)
         self._tolerance = tolerance
         self._clock = clock
 
@@ -157,14 +156,13 @@ class WebhookVerifier:
             raise SignatureError(f"no v1 signature in {SIGNATURE_HEADER} header")
 
         # Sign over the header text as sent, not int(text): "017..." and "17..." differ.
-        prefix = _signed_prefix(msg_id, timestamp)
-        for template in self._macs:
-            mac = template.copy()
-            mac.update(prefix)
-            mac.update(body)
+        signed = _signed_prefix(msg_id, timestamp) + body
+        for key in self._keys:
+            # hmac.digest is one call into OpenSSL; the HMAC class goes through Python for
+            # each copy and update, which cost ingest ~10% of its CPU.
             # Compare canonical base64 text, as the reference libraries do: decoding first
             # would accept other spellings of the same digest (non-zero padding bits).
-            expected = base64.b64encode(mac.digest())
+            expected = base64.b64encode(hmac.digest(key, signed, "sha256"))
             for candidate in candidates:
                 if hmac.compare_digest(expected, candidate):
                     return msg_id
