@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from seamline.errors import JournalError, ProjectError
+from seamline.errors import ProjectError, SeamlineError
 from seamline.journal.base import Selection
 from seamline.journal.sqlite import SqliteJournal
 from seamline.observe import log as logs
@@ -122,8 +122,8 @@ def run(
         address = (host or "127.0.0.1", int(port))
     try:
         _run(Hub(project, listen=address, role="ingest" if role == "ingest" else "all").run())
-    except JournalError as exc:
-        err.print(f"[red]cannot start:[/] {exc}")
+    except SeamlineError as exc:
+        err.print(f"[red]cannot start:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 

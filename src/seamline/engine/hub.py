@@ -28,6 +28,7 @@ from seamline.engine.budget import Budget, BudgetView, CircuitBreaker
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
+from seamline.errors import SeamlineError
 from seamline.journal.base import StoredMessage
 from seamline.journal.sqlite import SqliteJournal
 from seamline.project import Flow, Project
@@ -122,6 +123,7 @@ class Hub:
         )
         self._inbox: asyncio.Queue[list[StoredMessage]] = asyncio.Queue()
         self._stop = asyncio.Event()
+        self._stop_router = False
         self.server: _Server | None = None
         self.started = asyncio.Event()
 
@@ -148,6 +150,7 @@ class Hub:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        listening = self._bind()
         await self.journal.open()
         try:
             if self.role == "all":
@@ -181,9 +184,11 @@ class Hub:
                     for i in range(self.project.settings.worker.loops)
                 ]
                 sweeper = tg.create_task(self._sweep_loop(), name="sweeper") if everything else None
-                serve = tg.create_task(self.server.serve(), name="server")
+                serve = tg.create_task(self.server.serve(sockets=[listening]), name="server")
                 while not self.server.started and not serve.done():  # noqa: ASYNC110 - uvicorn offers no event
                     await asyncio.sleep(0.01)
+                if not self.server.started:
+                    raise SeamlineError("the HTTP server stopped while starting; see the log above")
                 self.ingest.ready = True
                 self.started.set()
                 log.info(
@@ -208,7 +213,20 @@ class Hub:
                 await sink.close()
             await self.journal.close()
 
-    _stop_router = False
+    def _bind(self) -> socket.socket:
+        """Take the listening address before anything else, and say plainly if it is taken."""
+        host, port = self.listen
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise SeamlineError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; another hub or program has it, "
+                "or change `listen` in seamline.yaml (or pass --listen)"
+            ) from None
+        return sock
 
     async def _route_loop(self) -> None:
         # What was journaled but not routed before this start (a crash, a replayed rejection).
