@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -134,7 +135,13 @@ async def _open(project: Project) -> SqliteJournal:
 
 
 def status_table(flows: list[Any], systems: list[Any]) -> Table:
-    table = Table(title="flows", title_justify="left")
+    table = Table(
+        title="flows",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=0,  # the box's column gap is enough: every header fits in 80 columns whole
+    )
     for column in (
         "flow",
         "pending",
@@ -144,10 +151,11 @@ def status_table(flows: list[Any], systems: list[Any]) -> Table:
         "dead",
         "review",
         "skipped",
-        "oldest open",
-        "SLA",
+        "oldest",
     ):
-        table.add_column(column, justify="left" if column == "flow" else "right")
+        table.add_column(
+            column, no_wrap=column == "flow", justify="left" if column == "flow" else "right"
+        )
     for f in flows:
         oldest = f.oldest_age
         late = oldest is not None and oldest > f.sla
@@ -161,13 +169,14 @@ def status_table(flows: list[Any], systems: list[Any]) -> Table:
             str(f.count("review")),
             str(f.count("skipped") + f.count("discarded")),
             f"[red]{age_text(oldest)}[/]" if late else age_text(oldest),
-            age_text(f.sla),
         )
     return table
 
 
 def systems_table(systems: list[Any]) -> Table:
-    table = Table(title="systems", title_justify="left")
+    table = Table(
+        title="systems", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=0
+    )
     for column in ("system", "rejected", "circuit", "in flight", "rate limit", "circuit opened"):
         table.add_column(column)
     for s in systems:
