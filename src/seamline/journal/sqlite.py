@@ -32,6 +32,7 @@ from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import (
     Claimed,
     FlowCount,
+    Journal,
     NewMessage,
     Routing,
     Selection,
@@ -757,3 +758,7 @@ def _selection_sql(s: Selection) -> tuple[list[str], list[Any]]:
             clauses.append("d.created_at < ?")
             params.append(s.until)
     return clauses, params
+
+
+def _conforms(journal: SqliteJournal) -> Journal:
+    return journal  # mypy checks here that SqliteJournal implements the Journal protocol
