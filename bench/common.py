@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from seamline.connectors.http.signature import generate_secret
+from seamline.sandbox.project import write_shop_project
 
 PY = sys.executable
 
@@ -28,29 +28,20 @@ def free_port() -> int:
 def write_project(
     root: Path, *, hub_port: int, sink_port: int, event: str = "order.updated"
 ) -> str:
-    """A shop delivering `event` to a sink (identity mapping, ordered by order id); its secret."""
-    secret = generate_secret()
-    for folder in ("systems", "flows", "secrets"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    (root / "secrets" / "shop.secret").write_text(secret)
-    (root / "seamline.yaml").write_text(
-        f"listen: 127.0.0.1:{hub_port}\nworker: {{batch: 200, lease: 30s, loops: 2}}\n"
-        "ingest: {max_pending: 50000}\nlog_level: warning\n"
+    """The sandbox's shop project, tuned for throughput; its secret."""
+    return write_shop_project(
+        root,
+        hub_port=hub_port,
+        sink_port=sink_port,
+        event=event,
+        batch=200,
+        lease="30s",
+        max_pending=50_000,
+        timeout="10s",
+        concurrency=256,
+        retry="{}",
+        owner="bench",
     )
-    (root / "systems" / "shop.yaml").write_text(
-        "kind: http\nconnection:\n  secrets: [{file: secrets/shop.secret}]\n"
-        "  keys: {order: order_number}\n"
-    )
-    (root / "systems" / "sink.yaml").write_text(
-        f"kind: http\nconnection:\n  base_url: http://127.0.0.1:{sink_port}\n"
-        "  idempotent: true\n  timeout: 10s\nbudget:\n  concurrency: 256\n"
-    )
-    (root / "flows" / "orders.yaml").write_text(
-        f"owner: bench\nsource: {{system: shop, events: [{event}]}}\n"
-        "target: {system: sink, operation: request, options: {method: PUT, path: '/orders/{id}'}}\n"
-        "ordering: {key: id}\n"
-    )
-    return secret
 
 
 def start(argv: Sequence[str], *, cpu: int | None = None, **kw: Any) -> subprocess.Popen[bytes]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from seamline.connectors.http.signature import generate_secret
+from seamline.sandbox.project import write_shop_project
 from seamline.sandbox.recording_sink import read_records
 from seamline.sandbox.webhook_sender import Summary, send_webhooks
 
@@ -53,28 +53,9 @@ class Project:
 
 def write_project(root: Path, *, sink_port: int, failures: int = 5) -> Project:
     """A shop sending orders to a sink that honours Idempotency-Key; identity mapping."""
-    secret = generate_secret()
     hub_port = free_port()
-    for folder in ("systems", "flows", "secrets"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    (root / "secrets" / "shop.secret").write_text(secret)
-    (root / "seamline.yaml").write_text(
-        f"listen: 127.0.0.1:{hub_port}\nworker: {{batch: 100, lease: 10s}}\nlog_level: warning\n"
-    )
-    (root / "systems" / "shop.yaml").write_text(
-        "kind: http\nconnection:\n  secrets: [{file: secrets/shop.secret}]\n"
-        "  keys: {order: order_number}\n"
-    )
-    (root / "systems" / "sink.yaml").write_text(
-        f"kind: http\nconnection:\n  base_url: http://127.0.0.1:{sink_port}\n"
-        "  idempotent: true\n  timeout: 5s\n"
-        f"budget:\n  concurrency: 64\n  circuit: {{failures: {failures}, cooldown: 2s}}\n"
-    )
-    (root / "flows" / "orders.yaml").write_text(
-        "owner: reliability-tests\nsource: {system: shop, events: [order.updated]}\n"
-        "target: {system: sink, operation: request, options: {method: PUT, path: '/orders/{id}'}}\n"
-        "ordering: {key: id}\n"
-        "retry: {schedule: [0.2s, 0.5s, 1s, 2s], max_attempts: 8, jitter: 0.1}\n"
+    secret = write_shop_project(
+        root, hub_port=hub_port, sink_port=sink_port, failures=failures, owner="reliability-tests"
     )
     return Project(root, hub_port, secret)
 
