@@ -21,7 +21,7 @@ from rich.table import Table
 
 from seamline.errors import ProjectError, SeamlineError
 from seamline.journal.base import Selection
-from seamline.journal.sqlite import SqliteJournal
+from seamline.journal.group_commit import GroupCommitJournal
 from seamline.observe import log as logs
 from seamline.observe.status import age_text, snapshot
 from seamline.project import Project, load_project
@@ -106,15 +106,19 @@ def run(
     directory: ProjectDir = None,
     listen: Annotated[str | None, typer.Option(help="host:port for ingest")] = None,
     role: Annotated[
-        str, typer.Option(help="all: every role; ingest: only journal webhooks (routed later)")
+        str,
+        typer.Option(
+            help="all: every role; ingest: journal webhooks; worker: deliver; scheduler: route, "
+            "expire leases, purge (one active at a time). Separate roles need PostgreSQL."
+        ),
     ] = "all",
 ) -> None:
-    """Run the hub: ingest, router, workers and scheduler in one process."""
-    if role not in ("all", "ingest"):
-        err.print(f"unknown role '{role}': use all or ingest")
-        raise typer.Exit(2)
-    from seamline.engine.hub import Hub
+    """Run the hub: by default ingest, router, workers and scheduler in one process."""
+    from seamline.engine.hub import ROLES, Hub
 
+    if role not in ROLES:
+        err.print(f"unknown role '{role}': use one of {', '.join(ROLES)}")
+        raise typer.Exit(2)
     project = _project(directory)
     logs.configure(project.settings.log_level)
     address = None
@@ -122,14 +126,16 @@ def run(
         host, _, port = listen.rpartition(":")
         address = (host or "127.0.0.1", int(port))
     try:
-        _run(Hub(project, listen=address, role="ingest" if role == "ingest" else "all").run())
+        _run(Hub(project, listen=address, role=role).run())
     except SeamlineError as exc:
         err.print(f"[red]cannot start:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
-async def _open(project: Project) -> SqliteJournal:
-    journal = SqliteJournal(project.settings.journal_path(project.dir))
+async def _open(project: Project) -> GroupCommitJournal:
+    from seamline.journal.location import journal_for
+
+    journal = journal_for(project)
     await journal.open()
     return journal
 
@@ -303,9 +309,9 @@ def replay(
                     err.print("--edit and --payload work on one delivery; give --delivery ID")
                     return 2
                 body = (
-                    _edited_payload(project, journal, ids[0], payload)
+                    _edited_payload(payload)
                     if payload
-                    else _edit(project, journal, ids[0])
+                    else _edit(await _event_data(project, journal, ids[0]))
                 )
                 if body is None:
                     return 1
@@ -332,7 +338,9 @@ def replay(
         raise typer.Exit(code)
 
 
-async def _replay_rejected(journal: SqliteJournal, actor: str, *, yes: bool, dry_run: bool) -> int:
+async def _replay_rejected(
+    journal: GroupCommitJournal, actor: str, *, yes: bool, dry_run: bool
+) -> int:
     rows = await journal.rejected()
     if not rows:
         out.print("no rejected messages")
@@ -372,28 +380,25 @@ def _preview(rows: list[dict[str, object]]) -> None:
         out.print(f"... and {len(rows) - 50} more")
 
 
-def _event_data(project: Project, journal: SqliteJournal, delivery_id: int) -> dict[str, Any]:
+async def _event_data(
+    project: Project, journal: GroupCommitJournal, delivery_id: int
+) -> dict[str, Any]:
+    """What a delivery sends: its edited payload, or its message decoded as the router does."""
     from seamline.engine.router import Router
-    from seamline.journal.base import StoredMessage
 
-    row = journal._read(
-        "SELECT d.payload, m.id, m.system, m.headers, m.body FROM delivery d "
-        "JOIN message m ON m.id = d.message_id WHERE d.id = ?",
-        (delivery_id,),
-    )[0]
-    if row[0] is not None:
-        data: dict[str, Any] = orjson.loads(row[0])
+    found = await journal.delivery_source(delivery_id)
+    if found is None:
+        raise typer.BadParameter(f"there is no delivery {delivery_id}")
+    payload, message = found
+    if payload is not None:
+        data: dict[str, Any] = orjson.loads(payload)
         return data
     sources = {n: s.connector.source(n, s.options) for n, s in project.systems.items()}
     router = Router(project, sources, lambda _f: True)
-    return router.decode(
-        StoredMessage(row[1], row[2], "", 0.0, row[3] or b"{}", row[4] or b"")
-    ).data
+    return router.decode(message).data
 
 
-def _edited_payload(
-    project: Project, journal: SqliteJournal, delivery_id: int, path: Path
-) -> bytes | None:
+def _edited_payload(path: Path) -> bytes | None:
     try:
         data = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -402,14 +407,13 @@ def _edited_payload(
     return orjson.dumps(data)
 
 
-def _edit(project: Project, journal: SqliteJournal, delivery_id: int) -> bytes | None:
-    data = _event_data(project, journal, delivery_id)
+def _edit(data: dict[str, Any]) -> bytes | None:
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as handle:
         handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
         name = handle.name
     try:
         subprocess.run([editor(), name], check=False)
-        return _edited_payload(project, journal, delivery_id, Path(name))
+        return _edited_payload(Path(name))
     finally:
         os.unlink(name)
 

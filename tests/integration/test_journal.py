@@ -1,4 +1,5 @@
-"""The SQLite journal on a real file: durability settings, dedupe, group commit, claims."""
+"""Both journals, SQLite on a real file and PostgreSQL on a real server: durability settings,
+dedupe, group commit, claims, fencing, failures."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import NewDelivery, NewMessage, Routing, Selection, Settlement
+from seamline.journal.group_commit import GroupCommitJournal
 from seamline.journal.sqlite import SqliteJournal, check_durable
+from tests.conftest import Backend
 
 
 @pytest.fixture
@@ -19,8 +23,8 @@ def journal_path(tmp_path: Path) -> Path:
     return tmp_path / "journal.db"
 
 
-async def opened(path: Path, **kw: object) -> SqliteJournal:
-    journal = SqliteJournal(path, **kw)  # type: ignore[arg-type]
+async def opened(backend: Backend, **kw: object) -> GroupCommitJournal:
+    journal = backend.make(**kw)
     await journal.open()
     return journal
 
@@ -40,9 +44,9 @@ def delivery(
     return NewDelivery(flow, "v1", "target", key, version, safe, coalesce)
 
 
-async def journal_with(path: Path, plan: list[NewDelivery]) -> SqliteJournal:
+async def journal_with(backend: Backend, plan: list[NewDelivery]) -> GroupCommitJournal:
     """A journal holding one message per planned delivery, routed in order."""
-    journal = await opened(path)
+    journal = await opened(backend)
     for i, d in enumerate(plan):
         mid = await journal.append(message(i))
         assert mid is not None
@@ -80,7 +84,8 @@ def run(coro: object) -> object:
 
 def test_journal_is_wal_with_synchronous_full(journal_path: Path) -> None:
     async def go() -> None:
-        journal = await opened(journal_path)
+        journal = SqliteJournal(journal_path)
+        await journal.open()
         await journal.close()
 
     run(go())
@@ -92,9 +97,9 @@ def test_journal_is_wal_with_synchronous_full(journal_path: Path) -> None:
     conn.close()
 
 
-def test_same_source_id_is_journaled_once(journal_path: Path) -> None:
+def test_same_source_id_is_journaled_once(backend: Backend) -> None:
     async def go() -> tuple[int | None, int | None, int | None]:
-        journal = await opened(journal_path)
+        journal = await opened(backend)
         first = await journal.append(message(1))
         again = await journal.append(message(1))
         other_system = await journal.append(message(1, system="erp"))
@@ -105,10 +110,10 @@ def test_same_source_id_is_journaled_once(journal_path: Path) -> None:
     assert first is not None and again is None and other is not None
 
 
-def test_concurrent_appends_share_commits(journal_path: Path) -> None:
+def test_concurrent_appends_share_commits(backend: Backend) -> None:
     # Given 2,000 webhooks arriving at once
     async def go() -> tuple[int, int]:
-        journal = await opened(journal_path)
+        journal = await opened(backend)
         ids = await asyncio.gather(*(journal.append(message(i)) for i in range(2000)))
         commits = journal.commits
         await journal.close()
@@ -122,20 +127,21 @@ def test_concurrent_appends_share_commits(journal_path: Path) -> None:
 
 def test_second_hub_on_the_same_file_is_refused(journal_path: Path) -> None:
     async def go() -> None:
-        first = await opened(journal_path, exclusive=True)
+        first = SqliteJournal(journal_path, exclusive=True)
+        await first.open()
         try:
             with pytest.raises(JournalError, match="another Seamline hub"):
-                await opened(journal_path, exclusive=True)
+                await SqliteJournal(journal_path, exclusive=True).open()
         finally:
             await first.close()
 
     run(go())
 
 
-def test_only_the_head_of_each_key_is_claimed(journal_path: Path) -> None:
+def test_only_the_head_of_each_key_is_claimed(backend: Backend) -> None:
     async def go() -> None:
         journal = await journal_with(
-            journal_path,
+            backend,
             [
                 delivery(key="A"),
                 delivery(key="A"),
@@ -157,11 +163,11 @@ def test_only_the_head_of_each_key_is_claimed(journal_path: Path) -> None:
 
 
 def test_a_retrying_head_holds_back_its_key_only_and_a_dead_one_does_not(
-    journal_path: Path,
+    backend: Backend,
 ) -> None:
     async def go() -> None:
         journal = await journal_with(
-            journal_path,
+            backend,
             [
                 delivery(key="A"),
                 delivery(key="A"),
@@ -183,10 +189,10 @@ def test_a_retrying_head_holds_back_its_key_only_and_a_dead_one_does_not(
     run(go())
 
 
-def test_coalescing_supersedes_older_pending_values(journal_path: Path) -> None:
+def test_coalescing_supersedes_older_pending_values(backend: Backend) -> None:
     async def go() -> None:
         journal = await journal_with(
-            journal_path, [delivery(key="SKU-1", coalesce=True) for _ in range(3)]
+            backend, [delivery(key="SKU-1", coalesce=True) for _ in range(3)]
         )
         claimed = await journal.claim(target="target", owner="w", limit=10, lease=30)
         assert [c.message_id for c in claimed] == [3]
@@ -198,10 +204,10 @@ def test_coalescing_supersedes_older_pending_values(journal_path: Path) -> None:
     run(go())
 
 
-def test_stale_versions_are_skipped_with_a_reason(journal_path: Path) -> None:
+def test_stale_versions_are_skipped_with_a_reason(backend: Backend) -> None:
     async def go() -> None:
         journal = await journal_with(
-            journal_path,
+            backend,
             [
                 delivery(key="order-1", version=200.0),
                 delivery(key="order-1", version=100.0),
@@ -217,9 +223,9 @@ def test_stale_versions_are_skipped_with_a_reason(journal_path: Path) -> None:
     run(go())
 
 
-def test_an_outcome_with_an_old_lease_token_is_not_recorded(journal_path: Path) -> None:
+def test_an_outcome_with_an_old_lease_token_is_not_recorded(backend: Backend) -> None:
     async def go() -> None:
-        journal = await journal_with(journal_path, [delivery()])
+        journal = await journal_with(backend, [delivery()])
         (first,) = await journal.claim(target="target", owner="slow", limit=1, lease=0.01)
         await asyncio.sleep(0.05)
         await journal.expire_leases()
@@ -235,10 +241,10 @@ def test_an_outcome_with_an_old_lease_token_is_not_recorded(journal_path: Path) 
 
 
 def test_expired_leases_go_back_to_pending_or_to_review_when_a_repeat_is_unsafe(
-    journal_path: Path,
+    backend: Backend,
 ) -> None:
     async def go() -> None:
-        journal = await journal_with(journal_path, [delivery(safe=True), delivery(safe=False)])
+        journal = await journal_with(backend, [delivery(safe=True), delivery(safe=False)])
         await journal.claim(target="target", owner="w", limit=10, lease=0.01)
         await asyncio.sleep(0.05)
         assert len(await journal.expire_leases()) == 2
@@ -252,24 +258,22 @@ def test_expired_leases_go_back_to_pending_or_to_review_when_a_repeat_is_unsafe(
     run(go())
 
 
-def test_retention_purges_payloads_but_keeps_ids_and_outcomes(journal_path: Path) -> None:
+def test_retention_purges_payloads_but_keeps_ids_and_outcomes(backend: Backend) -> None:
     async def go() -> None:
-        journal = await journal_with(journal_path, [delivery()])
+        journal = await journal_with(backend, [delivery()])
         assert await journal.purge(before=time.time() + 1) >= 1
         await journal.close()
 
     run(go())
-    conn = sqlite3.connect(journal_path)
-    assert conn.execute("SELECT source_id, body FROM message").fetchall() == [("msg-0", None)]
-    assert conn.execute("SELECT count(*) FROM delivery").fetchone()[0] == 1
-    conn.close()
+    assert backend.rows("SELECT source_id, body FROM message") == [("msg-0", None)]
+    assert backend.rows("SELECT count(*) FROM delivery") == [(1,)]
 
 
-def test_a_failing_operation_fails_alone(journal_path: Path) -> None:
+def test_a_failing_operation_fails_alone(backend: Backend) -> None:
     async def go() -> None:
-        journal = await opened(journal_path)
+        journal = await opened(backend)
 
-        def broken(conn: sqlite3.Connection) -> None:
+        def broken(conn: Any) -> None:
             conn.execute("INSERT INTO no_such_table VALUES (1)")
 
         results = await asyncio.gather(
@@ -280,17 +284,17 @@ def test_a_failing_operation_fails_alone(journal_path: Path) -> None:
         )
         assert isinstance(results[0], int) and isinstance(results[2], int)
         assert isinstance(results[1], JournalError)
-        assert isinstance(results[1].__cause__, sqlite3.OperationalError)
+        assert "no_such_table" in str(results[1])
         await journal.close()
 
     run(go())
 
 
 def test_an_append_stuck_behind_a_stalled_writer_is_refused_and_not_journaled(
-    journal_path: Path,
+    backend: Backend,
 ) -> None:
     async def go() -> None:
-        journal = await opened(journal_path, ack_timeout=0.2)
+        journal = await opened(backend, ack_timeout=0.2)
         # Given a writer busy for a second
         stall = asyncio.ensure_future(journal._write(lambda conn: time.sleep(1.0)))
         await asyncio.sleep(0.1)
@@ -305,6 +309,4 @@ def test_an_append_stuck_behind_a_stalled_writer_is_refused_and_not_journaled(
         await journal.close()
 
     run(go())
-    conn = sqlite3.connect(journal_path)
-    assert conn.execute("SELECT source_id FROM message").fetchall() == [("msg-2",)]
-    conn.close()
+    assert backend.rows("SELECT source_id FROM message") == [("msg-2",)]

@@ -1,9 +1,15 @@
-"""The hub: every role in one process (`seamline run`), owned by one task group.
+"""The hub: the roles of one process (`seamline run --role ...`), owned by one task group.
 
-Start-up order: open the journal (exclusive: one hub per SQLite file), hand back every lease a
-previous process held, route what was journaled but not routed, start workers, then open
-ingest (`ready`). Shutdown runs backwards: ingest answers 503, the server drains, workers
-finish and record the batch in hand, the journal's last group is committed.
+Roles: `ingest` (webhooks in, journaled), `worker` (deliveries out), `scheduler` (routing,
+lease expiry, retention; one active at a time) and `all`. On SQLite one process owns the file
+and runs `all` (or only `ingest`, for a full hub to route later). On PostgreSQL any number of
+processes run any roles; schedulers elect one of themselves with an advisory lock, and
+processes wake each other with LISTEN/NOTIFY.
+
+Start-up order: open the journal, hand back leases a previous process held (SQLite: all of
+them; PostgreSQL: the expired ones), route what was journaled but not routed, start workers,
+then open ingest (`ready`). Shutdown runs backwards: ingest answers 503, the server drains,
+workers finish and record the batch in hand, the journal's last group is committed.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
 from seamline.errors import SeamlineError
 from seamline.journal.base import StoredMessage
-from seamline.journal.sqlite import SqliteJournal
+from seamline.journal.location import is_postgres, journal_for
 from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.hub")
@@ -40,9 +46,11 @@ RETENTION_SWEEP = 3600.0
 SWITCH_INTERVAL = 0.0002
 
 
-Role = Literal["all", "ingest"]
+Role = Literal["all", "ingest", "worker", "scheduler"]
+ROLES: tuple[Role, ...] = ("all", "ingest", "worker", "scheduler")
 """`all`: every role in this process. `ingest`: only journal webhooks; the messages wait,
-unrouted, for a hub running `all` (the router picks up the backlog at its start)."""
+unrouted, for a scheduler. `worker`: claim and deliver. `scheduler`: route, expire leases,
+purge; on PostgreSQL one of the running schedulers is active at a time."""
 
 
 class _Server(uvicorn.Server):
@@ -68,12 +76,14 @@ class Hub:
         self.role = role
         settings = project.settings
         self.listen = listen or settings.host_port
-        self.journal = SqliteJournal(
-            settings.journal_path(project.dir),
-            max_pending=settings.ingest.max_pending,
-            ack_timeout=settings.ingest.ack_timeout,
-            exclusive=True,
-        )
+        shared = is_postgres(settings.journal)
+        if not shared and role not in ("all", "ingest"):
+            raise SeamlineError(
+                f"--role {role} needs the PostgreSQL journal: on SQLite one process owns the "
+                "journal file and runs every role (set `journal: postgresql://...`)"
+            )
+        self.shared = shared
+        self.journal = journal_for(project, exclusive=True)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, Sink] = {}
@@ -124,6 +134,8 @@ class Hub:
         self._inbox: asyncio.Queue[list[StoredMessage]] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._stop_router = False
+        self._route_wake = asyncio.Event()
+        self.leading = asyncio.Event()
         self.server: _Server | None = None
         self.started = asyncio.Event()
 
@@ -141,6 +153,18 @@ class Hub:
         if self.server is not None:
             self.server.should_exit = True
 
+    @property
+    def serves(self) -> bool:
+        return self.role in ("all", "ingest")
+
+    @property
+    def delivers(self) -> bool:
+        return self.role in ("all", "worker")
+
+    @property
+    def schedules(self) -> bool:
+        return self.role in ("all", "scheduler")
+
     async def run(self) -> None:
         # The journal's writer thread gives up the GIL for every SQLite step and must win it
         # back from a busy event loop; at the default 5 ms switch interval that convoy capped
@@ -150,60 +174,59 @@ class Hub:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        listening = self._bind()
+        listening = self._bind() if self.serves else None
         await self.journal.open()
         try:
-            if self.role == "all":
-                expired = await self.journal.expire_all_leases()
-                if expired:
-                    log.info("took back %d leases from a previous run", len(expired))
-                self.journal.on_append(self._inbox.put_nowait)
-            host, port = self.listen
-            config = uvicorn.Config(
-                self.ingest,
-                host=host,
-                port=port,
-                http="httptools",
-                loop="none",
-                lifespan="off",
-                access_log=False,
-                proxy_headers=False,
-                server_header=False,
-                date_header=False,
-                log_level="warning",
-                backlog=2048,
-                timeout_keep_alive=30,
-            )
-            self.server = _Server(config)
-            everything = self.role == "all"
+            if self.schedules or self.delivers:
+                if not self.shared and self.role == "all":
+                    expired = await self.journal.expire_all_leases()
+                    if expired:
+                        log.info("took back %d leases from a previous run", len(expired))
+                if self.schedules:
+                    if self.shared:
+                        self.journal.on_append(lambda _m: self._route_wake.set())
+                    else:
+                        self.journal.on_append(self._inbox.put_nowait)
+                self.journal.listen(self._heard)
+                if self.schedules:
+                    self.journal.lead(self._leadership)
             async with asyncio.TaskGroup() as tg:
-                router = tg.create_task(self._route_loop(), name="router") if everything else None
+                router = None
+                if self.schedules:
+                    route = self._route_shared() if self.shared else self._route_loop()
+                    router = tg.create_task(route, name="router")
                 loops = [
                     tg.create_task(w.run_loop(), name=f"worker:{name}:{i}")
-                    for name, w in (self.workers.items() if everything else ())
+                    for name, w in (self.workers.items() if self.delivers else ())
                     for i in range(self.project.settings.worker.loops)
                 ]
-                sweeper = tg.create_task(self._sweep_loop(), name="sweeper") if everything else None
-                serve = tg.create_task(self.server.serve(sockets=[listening]), name="server")
-                while not self.server.started and not serve.done():  # noqa: ASYNC110 - uvicorn offers no event
-                    await asyncio.sleep(0.01)
-                if not self.server.started:
-                    raise SeamlineError("the HTTP server stopped while starting; see the log above")
-                self.ingest.ready = True
+                sweeper = None
+                if self.schedules or self.delivers:
+                    sweeper = tg.create_task(self._sweep_loop(), name="sweeper")
+                serve = None
+                if listening is not None:
+                    serve = await self._serve(tg, listening)
                 self.started.set()
                 log.info(
                     "hub ready",
-                    extra={"listen": f"{host}:{port}", "flows": len(self.project.flows)},
+                    extra={
+                        "role": self.role,
+                        "journal": repr(self.journal),
+                        "listen": "{}:{}".format(*self.listen) if self.serves else None,
+                        "flows": len(self.project.flows),
+                    },
                 )
                 await self._stop.wait()
                 self.ingest.ready = False
-                self.server.should_exit = True
-                await serve
+                if self.server is not None and serve is not None:
+                    self.server.should_exit = True
+                    await serve
                 for w in self.workers.values():
                     w.stop()
                 await asyncio.gather(*loops)
-                await self._inbox.put([])  # wakes the router to finish what is queued
                 self._stop_router = True
+                await self._inbox.put([])  # wakes the router to finish what is queued
+                self._route_wake.set()
                 if router is not None:
                     await router
                 if sweeper is not None:
@@ -212,6 +235,66 @@ class Hub:
             for sink in self.sinks.values():
                 await sink.close()
             await self.journal.close()
+
+    async def _serve(self, tg: asyncio.TaskGroup, listening: socket.socket) -> asyncio.Task[None]:
+        host, port = self.listen
+        config = uvicorn.Config(
+            self.ingest,
+            host=host,
+            port=port,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+            log_level="warning",
+            backlog=2048,
+            timeout_keep_alive=30,
+        )
+        self.server = _Server(config)
+        serve = tg.create_task(self.server.serve(sockets=[listening]), name="server")
+        while not self.server.started and not serve.done():  # noqa: ASYNC110 - uvicorn offers no event
+            await asyncio.sleep(0.01)
+        if not self.server.started:
+            raise SeamlineError("the HTTP server stopped while starting; see the log above")
+        self.ingest.ready = True
+        return serve
+
+    def _heard(self, what: str) -> None:
+        """Another process changed the journal (PostgreSQL notifications)."""
+        if what in ("message", "*") and self.schedules:
+            self._route_wake.set()
+        if what in ("delivery", "*") and self.delivers:
+            for worker in self.workers.values():
+                worker.wake.set()
+
+    def _leadership(self, leading: bool) -> None:
+        if leading:
+            log.info("this process is the scheduler now", extra={"owner": self.owner})
+            self.leading.set()
+            self._route_wake.set()
+        else:
+            self.leading.clear()
+
+    async def _route_shared(self) -> None:
+        """PostgreSQL: the active scheduler routes whatever is journaled and not routed, from
+        every ingest process, woken by notifications (and by the sweep, in case one was lost)."""
+        while True:
+            await self._route_wake.wait()
+            self._route_wake.clear()
+            if self._stop_router:
+                return
+            if not self.leading.is_set():
+                continue
+            try:
+                await self._route_backlog()
+            except Exception:
+                # They stay `received` in the journal; the next wake or sweep routes them.
+                log.exception("routing failed")
+                await asyncio.sleep(1.0)
+                self._route_wake.set()
 
     def _bind(self) -> socket.socket:
         """Take the listening address before anything else, and say plainly if it is taken."""
@@ -280,10 +363,28 @@ class Hub:
                 log.exception("sweep failed; trying again")
 
     async def _sweep(self, state: dict[str, float]) -> None:
-        """Expire leases, release recovered targets, publish budgets, route stragglers, purge."""
+        """Workers: release recovered targets, publish budgets. The scheduler: expire leases,
+        route stragglers, purge."""
+        if self.delivers:
+            await self._sweep_targets()
+        if not (self.schedules and self.leading.is_set()):
+            return
         expired = await self.journal.expire_leases()
         if expired:
             log.warning("leases expired", extra={"deliveries": expired[:20], "count": len(expired)})
+        if self.shared:
+            self._route_wake.set()  # in case a notification was lost
+        else:
+            # Replayed rejections are back in `received`, and so is anything the router failed on.
+            await self._route_backlog(settled_for=10.0)
+        if time.time() - state["last_purge"] > RETENTION_SWEEP:
+            state["last_purge"] = time.time()
+            retention = self.project.settings.retention.payloads
+            purged = await self.journal.purge(before=time.time() - retention)
+            if purged:
+                log.info("retention purge", extra={"payloads": purged})
+
+    async def _sweep_targets(self) -> None:
         # Deliveries of a target whose circuit just closed are due now, not at their backoff.
         for name, worker in self.workers.items():
             if worker.recovered:
@@ -306,11 +407,3 @@ class Hub:
                     }
                 ).decode(),
             )
-        # Replayed rejections are back in `received`, and so is anything the router failed on.
-        await self._route_backlog(settled_for=10.0)
-        if time.time() - state["last_purge"] > RETENTION_SWEEP:
-            state["last_purge"] = time.time()
-            retention = self.project.settings.retention.payloads
-            purged = await self.journal.purge(before=time.time() - retention)
-            if purged:
-                log.info("retention purge", extra={"payloads": purged})

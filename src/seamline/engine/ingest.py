@@ -24,8 +24,7 @@ import orjson
 
 from seamline.connectors.base import Source
 from seamline.errors import JournalBusy, JournalError, SignatureError
-from seamline.journal.base import NewMessage
-from seamline.journal.sqlite import SqliteJournal
+from seamline.journal.base import Journal, NewMessage
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -68,7 +67,7 @@ class Ingest:
 
     def __init__(
         self,
-        journal: SqliteJournal,
+        journal: Journal,
         sources: Mapping[str, Source],
         *,
         max_body: int,

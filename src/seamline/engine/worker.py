@@ -45,11 +45,11 @@ from seamline.journal.base import (
     AttemptRecord,
     Claimed,
     DeliveryState,
+    Journal,
     Settlement,
     StoredMessage,
     Xref,
 )
-from seamline.journal.sqlite import SqliteJournal
 from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.worker")
@@ -82,7 +82,7 @@ class TargetWorker:
         *,
         target: str,
         project: Project,
-        journal: SqliteJournal,
+        journal: Journal,
         router: Router,
         sink: Sink,
         budget: Budget,

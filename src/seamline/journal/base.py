@@ -177,6 +177,10 @@ class Journal(Protocol):
         self, ids: Sequence[int] = (), system: str | None = None
     ) -> list[dict[str, object]]: ...
     async def select(self, selection: Selection) -> list[dict[str, object]]: ...
+    async def delivery_source(self, delivery_id: int) -> tuple[bytes | None, StoredMessage] | None:
+        """A delivery's edited payload (if any) and the message it was routed from."""
+        ...
+
     async def replay(
         self,
         ids: Sequence[int],

@@ -22,15 +22,28 @@ def parse_blocks(text: str) -> dict[str, str]:
     return blocks
 
 
+_PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+def _read(name: str) -> str:
+    return resources.files("seamline.journal.sql").joinpath(name).read_text("utf-8")
+
+
 @cache
 def queries(dialect: str = "sqlite") -> dict[str, str]:
-    name = "queries.sql" if dialect == "sqlite" else f"queries.{dialect}.sql"
-    return parse_blocks(resources.files("seamline.journal.sql").joinpath(name).read_text("utf-8"))
+    """The named queries of a dialect. PostgreSQL runs SQLite's, with `:name` written as
+    `%(name)s`, except the blocks `queries.postgres.sql` gives for itself."""
+    shared = parse_blocks(_read("queries.sql"))
+    if dialect == "sqlite":
+        return shared
+    own = parse_blocks(_read(f"queries.{dialect}.sql"))
+    return {**{k: _PARAM.sub(r"%(\1)s", v) for k, v in shared.items()}, **own}
 
 
-def migrations() -> list[tuple[int, str]]:
+def migrations(dialect: str = "sqlite") -> list[tuple[int, str]]:
     """Schema migrations in order: (number, script)."""
-    folder = resources.files("seamline.journal.sql").joinpath("migrations")
+    where = "migrations" if dialect == "sqlite" else f"migrations_{dialect}"
+    folder = resources.files("seamline.journal.sql").joinpath(where)
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from seamline.journal.sqlite import SqliteJournal
+from seamline.journal.base import Journal
 from seamline.project import Project
 
 OPEN_STATES = ("pending", "retrying", "leased")
@@ -41,7 +41,7 @@ class SystemStatus:
 
 
 async def snapshot(
-    journal: SqliteJournal, project: Project
+    journal: Journal, project: Project
 ) -> tuple[list[FlowStatus], list[SystemStatus]]:
     flows = {
         name: FlowStatus(name, sla=flow.spec.sla.deliver_within)

@@ -137,3 +137,7 @@ SELECT value FROM cursor WHERE name = :name;
 -- set_cursor: advance a named cursor
 INSERT INTO cursor (name, value, updated_at) VALUES (:name, :value, :now)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- delivery_source: an edited payload, or the message a delivery was routed from
+SELECT d.payload, m.id, m.system, m.headers, m.body
+FROM delivery d JOIN message m ON m.id = d.message_id WHERE d.id = :id;

@@ -1,0 +1,790 @@
+"""`GroupCommitJournal`: the journal's verbs, run by one writer thread with group commit.
+
+Every change is an *operation*: a function run by the writer thread against its connection.
+The writer drains whatever has queued up, runs it in one transaction and commits once, so one
+fsync serves every concurrent webhook, claim and outcome that arrived meanwhile (3k commits/s
+become tens of thousands of durable changes per second). Futures are resolved only after the
+commit returns. If an operation raises, the batch is rolled back and each operation is run
+again in its own transaction, so one bad operation fails alone. If the commit itself fails
+(disk full, I/O error, the server gone), the whole batch fails, nothing is acknowledged, and the
+connection is opened afresh.
+
+The dialects (`sqlite.py`, `postgres.py`) say how to connect, begin, commit and insert a group
+of messages; the verbs and their SQL (named blocks, `queries.py`) are shared. Both drivers'
+connections answer `execute(sql, params)` with a cursor that has `rowcount`, `fetchone` and
+`fetchall`, which is all an operation uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from seamline.errors import JournalBusy, JournalError
+from seamline.journal.base import (
+    Claimed,
+    FlowCount,
+    NewMessage,
+    Routing,
+    Selection,
+    Settlement,
+    StoredMessage,
+)
+
+T = TypeVar("T")
+Op = Callable[[Any], Any]
+MAX_GROUP = 4096
+
+
+class _Pending:
+    __slots__ = ("enqueued", "future", "op")
+
+    def __init__(self, op: Op, future: asyncio.Future[Any]) -> None:
+        self.op = op
+        self.future = future
+        self.enqueued = time.monotonic()
+
+
+class AppendOp:
+    """Insert one message; the hot path, so a class with slots rather than a closure. The
+    writer hands consecutive appends of a group to the dialect's `insert_messages` at once."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: NewMessage) -> None:
+        self.message = message
+
+    def __call__(self, conn: Any) -> int | None:
+        raise AssertionError("appends are inserted by the writer, in groups")
+
+
+class GroupCommitJournal(ABC):
+    """The journal's verbs over one connection owned by one writer thread."""
+
+    dialect: ClassVar[str]
+    marker: ClassVar[str]
+    """The positional parameter marker of the driver: `?` or `%s`."""
+
+    def __init__(self, *, max_pending: int = 20_000, ack_timeout: float = 5.0) -> None:
+        self.max_pending = max_pending
+        self.ack_timeout = ack_timeout
+        self.q: dict[str, str] = {}
+        self._watchdog: asyncio.Task[None] | None = None
+        self._queue: deque[_Pending] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: Any = None
+        self._append_listeners: list[Callable[[list[StoredMessage]], None]] = []
+        self.commits = 0
+        self.committed_ops = 0
+
+    # --- what a dialect provides ------------------------------------------------------------
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A connection for the writer, checked for durable settings, schema migrated."""
+
+    @abstractmethod
+    def _begin(self, conn: Any) -> None: ...
+
+    @abstractmethod
+    def _commit(self, conn: Any) -> None: ...
+
+    @abstractmethod
+    def _rollback(self, conn: Any) -> None: ...
+
+    @abstractmethod
+    def _insert_messages(self, conn: Any, messages: Sequence[NewMessage]) -> list[int | None]:
+        """Insert in order; each message's id, or None where its source id was journaled."""
+
+    @abstractmethod
+    def _ids(self, ids: Sequence[int]) -> Any:
+        """A list of ids as the `claimed_messages` query takes it."""
+
+    def _changed(self, conn: Any, what: str) -> None:  # noqa: B027 - an optional hook
+        """Inside a transaction: other processes should hear, at commit, that `what` changed
+        ("message" or "delivery"). One process per SQLite file has nobody to tell."""
+
+    def _lost(self, exc: BaseException) -> bool:
+        """True if `exc` means the connection is gone (the group failed as a whole, reconnect)."""
+        return False
+
+    def listen(self, callback: Callable[[str], None]) -> None:  # noqa: B027 - an optional hook
+        """Hear what other processes changed; one process per SQLite file has nobody to hear."""
+
+    def lead(self, on_change: Callable[[bool], None]) -> None:
+        """Take part in the scheduler election; the only process on a SQLite file leads."""
+        on_change(True)
+
+    async def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """Rows of a read; by default run by the writer, between groups."""
+        return await self._write(lambda conn: list(conn.execute(sql, params).fetchall()))
+
+    async def _query_dicts(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[dict[str, Any]]:
+        def op(conn: Any) -> list[dict[str, Any]]:
+            cur = conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+        return await self._write(op)
+
+    def _opened(self) -> None:  # noqa: B027 - an optional hook
+        """Called in the event loop once the writer runs (readers, locks)."""
+
+    def _closed(self) -> None:  # noqa: B027 - an optional hook
+        """Called after the writer stopped."""
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._conn = await asyncio.to_thread(self._connect)
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+        self._watchdog = asyncio.create_task(self._watch(), name="journal-watchdog")
+        self._opened()
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        if self._thread is not None:
+            self._stopping = True
+            self._wake.set()
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        self._closed()
+
+    # --- the writer ---------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        """Operations waiting for the writer."""
+        return len(self._queue)
+
+    def _submit(self, op: Op) -> asyncio.Future[Any]:
+        if self._thread is None or self._loop is None:
+            raise JournalError("the journal is not open")
+        if not self._thread.is_alive():
+            raise JournalError("the journal writer stopped; restart the hub")
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.append(_Pending(op, future))
+        self._wake.set()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                group: list[_Pending] = []
+                while self._queue and len(group) < MAX_GROUP:
+                    group.append(self._queue.popleft())
+                try:
+                    self._commit_group(group)
+                except BaseException as exc:  # the writer must outlive any one group
+                    failure = JournalError(f"journal writer failed: {exc!r}")
+                    self._hand_out(group, [(False, failure)] * len(group))
+            if self._stopping and not self._queue:
+                return
+
+    async def _watch(self) -> None:
+        """Fail appends queued longer than `ack_timeout` (ingest answers 503; the sender retries).
+
+        The writer skips operations whose caller has already been answered, so a 503 means the
+        message was not journaled, except in the rare race where its group was already running:
+        then the retry with the same delivery id is a duplicate, acknowledged and not stored twice.
+        """
+        while True:
+            await asyncio.sleep(min(0.25, self.ack_timeout / 4))
+            limit = time.monotonic() - self.ack_timeout
+            for i in range(len(self._queue)):
+                try:
+                    pending = self._queue[i]
+                except IndexError:
+                    break
+                if pending.enqueued > limit:
+                    break
+                if isinstance(pending.op, AppendOp) and not pending.future.done():
+                    pending.future.set_exception(
+                        JournalBusy(f"the journal did not commit within {self.ack_timeout:g} s")
+                    )
+
+    def _ensure_connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        # Appends whose webhook was already answered 503 are not journaled. (Reading `done()`
+        # from this thread races benignly: at worst the message is stored and its retry is a
+        # duplicate.)
+        group = [p for p in group if not (isinstance(p.op, AppendOp) and p.future.done())]
+        if not group:
+            return
+        outcomes: list[tuple[bool, Any]]
+        try:
+            conn = self._ensure_connection()
+        except Exception as exc:
+            self._hand_out(group, [(False, _unreachable(exc))] * len(group))
+            return
+        try:
+            self._begin(conn)
+            results = self._run_ops(conn, group)
+        except Exception as exc:
+            if self._lost(exc):
+                self._drop_connection()
+                outcomes = [(False, _unreachable(exc))] * len(group)
+            else:
+                self._safe_rollback(conn)
+                outcomes = [self._commit_one(p) for p in group]
+        else:
+            try:
+                self._commit(conn)
+            except Exception as exc:
+                outcomes = [(False, self._commit_failed(exc))] * len(group)
+            else:
+                outcomes = [(True, r) for r in results]
+                self.commits += 1
+                self.committed_ops += len(group)
+        self._hand_out(group, outcomes)
+
+    def _run_ops(self, conn: Any, group: list[_Pending]) -> list[Any]:
+        results: list[Any] = [None] * len(group)
+        appends = [p.op.message for p in group if isinstance(p.op, AppendOp)]
+        if appends:
+            ids = iter(self._insert_messages(conn, appends))
+            results = [next(ids) if isinstance(p.op, AppendOp) else None for p in group]
+        for i, p in enumerate(group):
+            if not isinstance(p.op, AppendOp):
+                results[i] = p.op(conn)
+        return results
+
+    def _commit_one(self, pending: _Pending) -> tuple[bool, Any]:
+        try:
+            conn = self._ensure_connection()
+            self._begin(conn)
+            (result,) = self._run_ops(conn, [pending])
+        except Exception as exc:
+            if self._lost(exc):
+                self._drop_connection()
+                return False, _unreachable(exc)
+            if self._conn is not None:
+                self._safe_rollback(self._conn)
+            if self._driver_error(exc):
+                # Disk full, I/O error, locked: the caller learns it as the journal's failure.
+                failure = JournalError(f"journal write failed: {exc}")
+                failure.__cause__ = exc
+                return False, failure
+            return False, exc
+        try:
+            self._commit(conn)
+        except Exception as exc:
+            return False, self._commit_failed(exc)
+        self.commits += 1
+        self.committed_ops += 1
+        return True, result
+
+    def _driver_error(self, exc: BaseException) -> bool:
+        return False
+
+    def _safe_rollback(self, conn: Any) -> None:
+        try:
+            self._rollback(conn)
+        except Exception as exc:
+            if not self._lost(exc):
+                raise
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _commit_failed(self, exc: BaseException) -> JournalError:
+        # After a failed commit the state is unknown to us (fsyncgate, or the server went away
+        # mid-commit): never trust this connection again. The next group opens a fresh one, so
+        # the database recovers as after a crash. Callers retry; dedupe keeps repeats single.
+        self._drop_connection()
+        return JournalError(f"journal commit failed ({exc}); nothing in it was acknowledged")
+
+    def _hand_out(self, group: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
+        assert self._loop is not None
+        # If the loop closed during shutdown, nobody is waiting for these results any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resolve, group, outcomes)
+
+    def _resolve(self, group: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
+        """In the event loop: hand out results, then tell listeners about new messages.
+
+        Listeners hear from here, not from `append`'s caller, so a message whose webhook
+        request was cancelled after the commit is still routed at once.
+        """
+        appended: list[StoredMessage] = []
+        listening = bool(self._append_listeners)
+        for pending, (ok, value) in zip(group, outcomes, strict=True):
+            if listening and ok and value is not None and isinstance(pending.op, AppendOp):
+                m = pending.op.message
+                appended.append(
+                    StoredMessage(value, m.system, m.source_id, m.received_at, m.headers, m.body)
+                )
+            if pending.future.done():
+                continue
+            if ok:
+                pending.future.set_result(value)
+            else:
+                pending.future.set_exception(value)
+        if appended:
+            for listener in self._append_listeners:
+                listener(appended)
+
+    async def _write(self, op: Callable[[Any], T]) -> T:
+        result: T = await self._submit(op)
+        return result
+
+    # --- ingest -------------------------------------------------------------------------------
+
+    def on_append(self, callback: Callable[[list[StoredMessage]], None]) -> None:
+        self._append_listeners.append(callback)
+
+    async def append(self, message: NewMessage) -> int | None:
+        if len(self._queue) >= self.max_pending:
+            raise JournalBusy(f"{len(self._queue)} changes are waiting for the journal")
+        fresh: int | None = await self._submit(AppendOp(message))
+        return fresh
+
+    async def unrouted(self, limit: int, *, before: float = float("inf")) -> list[StoredMessage]:
+        rows = await self._query(self.q["unrouted_messages"], {"limit": limit, "before": before})
+        return [StoredMessage(r[0], r[1], r[2], r[3], _b(r[4]), _b(r[5])) for r in rows]
+
+    # --- router -------------------------------------------------------------------------------
+
+    async def route(self, routings: Sequence[Routing]) -> None:
+        q = self.q
+
+        def op(conn: Any) -> None:
+            now = time.time()
+            if any(r.deliveries for r in routings):
+                self._changed(conn, "delivery")
+            for r in routings:
+                for name, value in r.keys.items():
+                    conn.execute(
+                        q["insert_message_key"],
+                        {"name": name, "value": value, "message_id": r.message_id},
+                    )
+                if r.rejected is not None:
+                    conn.execute(
+                        q["mark_rejected"],
+                        {"id": r.message_id, "event": r.event, "reason": r.rejected},
+                    )
+                    continue
+                if (
+                    conn.execute(q["mark_routed"], {"id": r.message_id, "event": r.event}).rowcount
+                    != 1
+                ):
+                    continue  # routed already (a start-up scan met a live notification)
+                for d in r.deliveries:
+                    if d.coalesce and d.key is not None:
+                        conn.execute(
+                            q["supersede_pending"],
+                            {"flow": d.flow, "key": d.key, "message_id": r.message_id, "now": now},
+                        )
+                    conn.execute(
+                        q["insert_delivery"],
+                        {
+                            "message_id": r.message_id,
+                            "flow": d.flow,
+                            "flow_version": d.flow_version,
+                            "target": d.target,
+                            "key": d.key,
+                            "version": d.version,
+                            "safe_retry": bool(d.safe_retry),
+                            "now": now,
+                        },
+                    )
+
+        await self._write(op)
+
+    # --- workers ------------------------------------------------------------------------------
+
+    async def claim(self, *, target: str, owner: str, limit: int, lease: float) -> list[Claimed]:
+        q = self.q
+
+        def op(conn: Any) -> list[Claimed]:
+            now = time.time()
+            rows = conn.execute(
+                q["claim_deliveries"],
+                {
+                    "target": target,
+                    "owner": owner,
+                    "until": now + lease,
+                    "now": now,
+                    "limit": limit,
+                },
+            ).fetchall()
+            if not rows:
+                return []
+            live = []
+            for row in rows:
+                (did, _mid, flow, _tag, key, version, _attempts, token, _created, _payload) = row
+                if version is not None and key is not None:
+                    applied = conn.execute(
+                        q["applied_version"], {"flow": flow, "key": key}
+                    ).fetchone()
+                    if applied is not None and applied[0] >= version:
+                        conn.execute(
+                            q["skip_delivery"],
+                            {
+                                "id": did,
+                                "token": token,
+                                "now": now,
+                                "reason": f"stale: source version {version} is not newer than "
+                                f"the applied {applied[0]}",
+                            },
+                        )
+                        continue
+                live.append(row)
+            if not live:
+                return []
+            ids = self._ids(sorted({r[1] for r in live}))
+            messages = {m[0]: m for m in conn.execute(q["claimed_messages"], {"ids": ids})}
+            claimed = []
+            for did, mid, flow, tag, key, version, attempts, token, created, payload in live:
+                msg = messages[mid]
+                claimed.append(
+                    Claimed(
+                        did,
+                        mid,
+                        flow,
+                        tag,
+                        key,
+                        version,
+                        attempts,
+                        token,
+                        created,
+                        None if payload is None else bytes(payload),
+                        msg[1],
+                        _b(msg[2]) or b"{}",
+                        _b(msg[3]),
+                    )
+                )
+            claimed.sort(key=lambda c: c.id)
+            return claimed
+
+        return await self._write(op)
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        q = self.q
+
+        def op(conn: Any) -> list[bool]:
+            now = time.time()
+            recorded = []
+            for s in settlements:
+                cur = conn.execute(
+                    q["settle_delivery"],
+                    {
+                        "id": s.delivery_id,
+                        "token": s.token,
+                        "state": s.state,
+                        "spent": s.spent,
+                        "due_at": s.due_at,
+                        "error_class": s.error_class,
+                        "error": s.error,
+                        "now": now,
+                    },
+                )
+                if cur.rowcount != 1:
+                    recorded.append(False)  # fenced: another worker owns this delivery now
+                    continue
+                recorded.append(True)
+                if s.attempt is not None:
+                    a = s.attempt
+                    conn.execute(
+                        q["insert_attempt"],
+                        {
+                            "delivery_id": s.delivery_id,
+                            "started_at": a.started_at,
+                            "duration": a.duration,
+                            "request": a.request,
+                            "status": a.status,
+                            "response": a.response,
+                            "classification": a.classification,
+                            "error": a.error,
+                            "flow_version": a.flow_version,
+                        },
+                    )
+                if s.applied_version is not None and s.key is not None:
+                    conn.execute(
+                        q["record_applied"],
+                        {"flow": s.flow, "key": s.key, "version": s.applied_version},
+                    )
+                for x in s.xrefs:
+                    conn.execute(
+                        q["upsert_xref"],
+                        {
+                            "entity": x.entity,
+                            "system": x.system,
+                            "key": x.key,
+                            "other_system": x.other_system,
+                            "other_key": x.other_key,
+                            "delivery_id": s.delivery_id,
+                            "now": now,
+                        },
+                    )
+            return recorded
+
+        return await self._write(op)
+
+    async def expire_leases(self) -> list[int]:
+        return await self._expire(time.time())
+
+    async def _expire(self, now: float) -> list[int]:
+        q = self.q
+
+        def op(conn: Any) -> list[int]:
+            expired = [r[0] for r in conn.execute(q["expire_leases"], {"now": now}).fetchall()]
+            if expired:
+                self._changed(conn, "delivery")
+            return expired
+
+        return await self._write(op)
+
+    async def expire_all_leases(self) -> list[int]:
+        """Leases of processes that are gone; a dialect that knows more than the clock says so."""
+        return await self.expire_leases()
+
+    async def release_held(self, target: str) -> int:
+        q = self.q
+
+        def op(conn: Any) -> int:
+            n: int = conn.execute(
+                q["release_held"], {"target": target, "now": time.time()}
+            ).rowcount
+            if n:
+                self._changed(conn, "delivery")
+            return n
+
+        return await self._write(op)
+
+    async def purge(self, *, before: float) -> int:
+        q = self.q
+
+        def op(conn: Any) -> int:
+            n: int = conn.execute(
+                q["purge_message_payloads"], {"before": before, "limit": 5000}
+            ).rowcount
+            n += conn.execute(
+                q["purge_attempt_payloads"], {"before": before, "limit": 5000}
+            ).rowcount
+            return n
+
+        total = 0
+        while True:
+            n = await self._write(op)
+            total += n
+            if n == 0:
+                return total
+
+    # --- operators ----------------------------------------------------------------------------
+
+    async def flow_counts(self) -> list[FlowCount]:
+        rows = await self._query(self.q["flow_counts"])
+        return [FlowCount(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def rejected_counts(self) -> list[tuple[str, int, float]]:
+        return [(r[0], r[1], r[2]) for r in await self._query(self.q["rejected_counts"])]
+
+    async def select(self, selection: Selection) -> list[dict[str, object]]:
+        clauses, params = _selection_sql(selection, self.marker)
+        return await self._query_dicts(
+            "SELECT d.id, d.flow, d.state, d.attempts, d.error_class, d.last_error, d.created_at, "
+            "d.updated_at, d.message_id, d.target, d.key, m.system, m.source_id "
+            "FROM delivery d JOIN message m ON m.id = d.message_id "
+            f"WHERE {' AND '.join(clauses) or '1 = 1'} ORDER BY d.id",
+            params,
+        )
+
+    async def rejected(
+        self, ids: Sequence[int] = (), system: str | None = None
+    ) -> list[dict[str, object]]:
+        clauses = ["state = 'rejected'"]
+        params: list[Any] = []
+        if ids:
+            clauses.append(f"id IN ({','.join([self.marker] * len(ids))})")
+            params.extend(ids)
+        if system:
+            clauses.append(f"system = {self.marker}")
+            params.append(system)
+        return await self._query_dicts(
+            "SELECT id, system, source_id, received_at, event, reason FROM message "
+            f"WHERE {' AND '.join(clauses)} ORDER BY id",
+            params,
+        )
+
+    async def delivery_source(self, delivery_id: int) -> tuple[bytes | None, StoredMessage] | None:
+        """An edited payload, if any, and the message the delivery was routed from."""
+        rows = await self._query(self.q["delivery_source"], {"id": delivery_id})
+        if not rows:
+            return None
+        payload, mid, system, headers, body = rows[0]
+        message = StoredMessage(mid, system, "", 0.0, _b(headers) or b"{}", _b(body))
+        return (None if payload is None else bytes(payload)), message
+
+    async def replay(
+        self,
+        ids: Sequence[int],
+        *,
+        actor: str,
+        flow_versions: dict[str, str],
+        payload: bytes | None = None,
+    ) -> int:
+        q = self.q
+        flow_of = f"SELECT flow FROM delivery WHERE id = {self.marker}"
+
+        def op(conn: Any) -> int:
+            now = time.time()
+            done = 0
+            for did in ids:
+                row = conn.execute(flow_of, (did,)).fetchone()
+                if row is None:
+                    continue
+                n = conn.execute(
+                    q["replay_deliveries"],
+                    {
+                        "id": did,
+                        "now": now,
+                        "flow_version": flow_versions.get(row[0]),
+                        "payload": payload,
+                    },
+                ).rowcount
+                if n:
+                    done += 1
+                    self._audit(
+                        conn,
+                        actor,
+                        "replay" if payload is None else "edit-and-replay",
+                        f"delivery/{did}",
+                        {"flow": row[0], "flow_version": flow_versions.get(row[0])},
+                    )
+            if done:
+                self._changed(conn, "delivery")
+            return done
+
+        return await self._write(op)
+
+    async def discard(self, ids: Sequence[int], *, actor: str, reason: str) -> int:
+        q = self.q
+
+        def op(conn: Any) -> int:
+            now = time.time()
+            done = 0
+            for did in ids:
+                if conn.execute(
+                    q["discard_delivery"], {"id": did, "now": now, "reason": reason}
+                ).rowcount:
+                    done += 1
+                    self._audit(conn, actor, "discard", f"delivery/{did}", {"reason": reason})
+            return done
+
+        return await self._write(op)
+
+    async def replay_rejected(self, ids: Sequence[int], *, actor: str) -> int:
+        q = self.q
+
+        def op(conn: Any) -> int:
+            done = 0
+            for mid in ids:
+                if conn.execute(q["rereceive_message"], {"id": mid}).rowcount:
+                    done += 1
+                    self._audit(conn, actor, "replay-rejected", f"message/{mid}", {})
+            if done:
+                self._changed(conn, "message")
+            return done
+
+        return await self._write(op)
+
+    async def audit(self, *, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        await self._write(lambda conn: self._audit(conn, actor, action, target, detail))
+
+    def _audit(
+        self, conn: Any, actor: str, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        import orjson
+
+        conn.execute(
+            self.q["insert_audit"],
+            {
+                "at": time.time(),
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "detail": orjson.dumps(detail).decode(),
+            },
+        )
+
+    async def get_cursor(self, name: str) -> str | None:
+        rows = await self._query(self.q["get_cursor"], {"name": name})
+        return str(rows[0][0]) if rows else None
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        q = self.q
+        await self._write(
+            lambda conn: conn.execute(
+                q["set_cursor"], {"name": name, "value": value, "now": time.time()}
+            )
+        )
+
+
+def _b(value: Any) -> bytes:
+    """A BLOB/bytea column as bytes (psycopg may hand back a memoryview); NULL as b""."""
+    if value is None:
+        return b""
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+def _unreachable(exc: BaseException) -> JournalBusy:
+    failure = JournalBusy(f"the journal is unreachable ({str(exc).strip() or type(exc).__name__})")
+    failure.__cause__ = exc
+    return failure
+
+
+def _selection_sql(s: Selection, marker: str) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def among(column: str, values: Sequence[Any]) -> None:
+        clauses.append(f"{column} IN ({','.join([marker] * len(values))})")
+        params.extend(values)
+
+    if s.ids:
+        among("d.id", s.ids)
+        return clauses, params
+    if s.states:
+        among("d.state", s.states)
+    for column, op, value in (
+        ("d.flow", "=", s.flow),
+        ("d.error_class", "=", s.error_class),
+        ("d.created_at", ">=", s.since),
+        ("d.created_at", "<", s.until),
+    ):
+        if value is not None and value != "":
+            clauses.append(f"{column} {op} {marker}")
+            params.append(value)
+    return clauses, params

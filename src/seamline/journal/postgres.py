@@ -1,0 +1,271 @@
+"""`PostgresJournal`: the same verbs and group commit as on SQLite, on a PostgreSQL server.
+
+Every process (ingest, worker, scheduler, or all of them) has one writer connection that
+commits groups, exactly as the SQLite journal does; many processes on many hosts share the
+database. What differs from SQLite:
+
+- Messages of a group are inserted in one statement (`unnest` of arrays), so a group of 500
+  webhooks is one round trip, not 500.
+- Workers claim with `FOR UPDATE SKIP LOCKED`: two workers never wait for each other and never
+  lease the same delivery. Leases carry a fencing token, as on SQLite, so a worker that wakes
+  up after its lease expired cannot record an outcome over the worker that took over.
+- Durability is checked at start: the server must run with `fsync` on and the session with
+  `synchronous_commit` at least `on` (or `remote_write`/`remote_apply` on a replicated server).
+- The server may go away: a lost connection fails the group in hand with `JournalBusy` (ingest
+  answers 503 with Retry-After; workers back off) and the next group connects afresh, with a
+  connect timeout and TCP keepalives, so nothing waits longer than the ack timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from seamline.errors import JournalError
+from seamline.journal.base import Journal, NewMessage
+from seamline.journal.group_commit import GroupCommitJournal
+from seamline.journal.queries import migrations, queries
+
+Q = queries("postgres")
+CONNECT_TIMEOUT = 3
+NOTIFY_CHANNEL = "seamline_journal"
+SCHEDULER_LOCK = 4242000002
+"""The advisory lock the one active scheduler holds for as long as its session lives."""
+RETRY_CONNECT = 1.0
+log = logging.getLogger("seamline.journal")
+
+
+def connection_options(ack_timeout: float) -> dict[str, Any]:
+    """Keep a dead server from holding a caller longer than it may wait."""
+    return {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": int(max(ack_timeout, 1.0) * 1000),
+        "application_name": "seamline",
+    }
+
+
+def redacted(url: str) -> str:
+    """A journal URL fit for a log line or an error: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def check_durable(conn: psycopg.Connection[Any]) -> None:
+    """Refuse to run where a committed transaction could be lost in a crash."""
+    fsync = conn.execute("SHOW fsync").fetchone()
+    sync = conn.execute("SHOW synchronous_commit").fetchone()
+    assert fsync is not None and sync is not None
+    if fsync[0] != "on" or sync[0] not in ("on", "remote_write", "remote_apply"):
+        raise JournalError(
+            f"PostgreSQL runs with fsync={fsync[0]}, synchronous_commit={sync[0]}; Seamline "
+            "needs fsync=on and synchronous_commit=on to keep what it acknowledged"
+        )
+
+
+def migrate(conn: psycopg.Connection[Any]) -> int:
+    """Apply migrations not yet applied, one process at a time; return the schema version."""
+    with conn.transaction():
+        conn.execute(Q["lock_migrations"])
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = int(row[0] or 0) if row else 0
+        for number, script in migrations("postgres"):
+            if number <= current:
+                continue
+            conn.execute(script.encode())
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+            current = number
+    return current
+
+
+class PostgresJournal(GroupCommitJournal):
+    """The journal in a PostgreSQL database, shared by any number of hub processes."""
+
+    dialect = "postgres"
+    marker = "%s"
+
+    def __init__(self, url: str, *, max_pending: int = 20_000, ack_timeout: float = 5.0) -> None:
+        super().__init__(max_pending=max_pending, ack_timeout=ack_timeout)
+        self.url = url
+        self.q = Q
+        self._reconnect_after = 0.0
+        self._listeners: list[Callable[[str], None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __repr__(self) -> str:
+        return f"PostgresJournal({redacted(self.url)!r})"
+
+    async def open(self) -> None:
+        try:
+            await super().open()
+        except psycopg.OperationalError as exc:
+            raise JournalError(
+                f"cannot reach the journal at {redacted(self.url)}: {str(exc).strip()}"
+            ) from None
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        """A new connection to the journal's database (the writer's, or a listener's)."""
+        return psycopg.connect(
+            self.url, autocommit=autocommit, **connection_options(self.ack_timeout)
+        )
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        # While the server is away, each group would otherwise wait for a connect attempt;
+        # after a failure, fail fast for a moment and let callers retry.
+        if time.monotonic() < self._reconnect_after:
+            raise psycopg.OperationalError("the last connection attempt failed just now")
+        try:
+            conn = self.connect()
+        except psycopg.OperationalError:
+            self._reconnect_after = time.monotonic() + 0.5
+            raise
+        try:
+            check_durable(conn)
+            conn.rollback()  # end the transaction the checks began: migrate runs in its own
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # --- the dialect --------------------------------------------------------------------------
+
+    def _begin(self, conn: psycopg.Connection[Any]) -> None:
+        pass  # psycopg opens a transaction with the first statement
+
+    def _commit(self, conn: psycopg.Connection[Any]) -> None:
+        conn.commit()
+
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
+        conn.rollback()
+
+    def _lost(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.OperationalError)
+
+    def _driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.Error)
+
+    def _changed(self, conn: psycopg.Connection[Any], what: str) -> None:
+        # Delivered by the server at commit, once per transaction and payload.
+        conn.execute(Q["notify"], {"channel": NOTIFY_CHANNEL, "what": what})
+
+    def _insert_messages(
+        self, conn: psycopg.Connection[Any], messages: Sequence[NewMessage]
+    ) -> list[int | None]:
+        self._changed(conn, "message")
+        rows = conn.execute(
+            Q["insert_messages"],
+            {
+                "systems": [m.system for m in messages],
+                "source_ids": [m.source_id for m in messages],
+                "received": [m.received_at for m in messages],
+                "headers": [m.headers for m in messages],
+                "bodies": [m.body for m in messages],
+            },
+        ).fetchall()
+        fresh = {(system, source_id): mid for mid, system, source_id in rows}
+        # A source id twice in one group: the first gets the id, the repeat is a duplicate.
+        return [fresh.pop((m.system, m.source_id), None) for m in messages]
+
+    def _ids(self, ids: Sequence[int]) -> list[int]:
+        return list(ids)
+
+    async def _connect_async(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, **connection_options(self.ack_timeout)
+        )
+
+    def listen(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(what)` in the event loop when another process changed `what`
+        ("message": new messages to route; "delivery": deliveries due). Also called with "*"
+        after each (re)connection, since notifications sent meanwhile are lost."""
+        self._listeners.append(callback)
+        if not any(t.get_name() == "journal-listen" for t in self._tasks):
+            self._tasks.append(asyncio.create_task(self._listen(), name="journal-listen"))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await self._connect_async() as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._tell("*")
+                    async for note in conn.notifies():
+                        self._tell(note.payload)
+            except psycopg.OperationalError as exc:
+                log.warning("journal notifications lost; reconnecting: %s", str(exc).strip())
+            await asyncio.sleep(RETRY_CONNECT)
+
+    def _tell(self, what: str) -> None:
+        for callback in self._listeners:
+            callback(what)
+
+    def lead(self, on_change: Callable[[bool], None]) -> None:
+        """Take part in the scheduler election: `on_change(True)` once this process holds the
+        scheduler lock, `on_change(False)` when its session is lost. The lock is a session
+        advisory lock, so it is free the moment the holder's connection dies; the others try
+        every second. Two schedulers for a moment (a holder cut off but not yet told) do no
+        harm: routing and lease expiry are guarded by the rows' states."""
+        self._tasks.append(asyncio.create_task(self._lead(on_change), name="journal-lead"))
+
+    async def _lead(self, on_change: Callable[[bool], None]) -> None:
+        leading = False
+        while True:
+            try:
+                async with await self._connect_async() as conn:
+                    while True:
+                        if not leading:
+                            lock = {"key": SCHEDULER_LOCK}
+                            cur = await conn.execute(Q["try_scheduler_lock"], lock)
+                            row = await cur.fetchone()
+                            if row is not None and row[0]:
+                                leading = True
+                                on_change(True)
+                        else:
+                            await conn.execute("SELECT 1")  # still alive, still holding
+                        await asyncio.sleep(RETRY_CONNECT)
+            except psycopg.OperationalError as exc:
+                if leading:
+                    log.warning("scheduler lock lost with its session: %s", str(exc).strip())
+                    leading = False
+                    on_change(False)
+            await asyncio.sleep(RETRY_CONNECT)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await super().close()
+
+    async def wait_connected(self, within: float) -> None:
+        """Wait until the writer has a connection again (tests, start-up)."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                await self._query("SELECT 1")
+                return
+            except JournalError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
+def _conforms(journal: PostgresJournal) -> Journal:
+    return journal  # mypy checks here that PostgresJournal implements the Journal protocol

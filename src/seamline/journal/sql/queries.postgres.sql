@@ -1,0 +1,57 @@
+-- The PostgreSQL journal runs the SQLite journal's named queries (queries.sql), with `:name`
+-- parameters written as `%(name)s`, except the blocks below, where the dialects differ.
+
+-- insert_messages: append a group of received messages in one statement (group commit)
+INSERT INTO message (system, source_id, received_at, headers, body)
+SELECT * FROM unnest(%(systems)s::text[], %(source_ids)s::text[], %(received)s::float8[],
+                     %(headers)s::bytea[], %(bodies)s::bytea[])
+ON CONFLICT (system, source_id) DO NOTHING
+RETURNING id, system, source_id;
+
+-- insert_message_key: a business key of a message, for search
+INSERT INTO message_key (name, value, message_id) VALUES (%(name)s, %(value)s, %(message_id)s)
+ON CONFLICT DO NOTHING;
+
+-- supersede_pending: coalescing; older pending values of a key give way to the newest
+UPDATE delivery SET state = 'skipped', updated_at = %(now)s,
+       last_error = 'superseded by a newer value (message ' || %(message_id)s::text || ')'
+WHERE flow = %(flow)s AND key = %(key)s AND state = 'pending';
+
+-- claim_deliveries: lease due deliveries of one target, only the head of each ordering key;
+-- rows another worker is claiming right now are skipped, not waited for
+WITH picked AS (
+    SELECT d.id FROM delivery d
+    WHERE d.target = %(target)s AND d.state = 'pending' AND d.due_at <= %(now)s
+      AND (d.key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM delivery e
+            WHERE e.flow = d.flow AND e.key = d.key AND e.id < d.id
+              AND e.state IN ('pending', 'leased')))
+    ORDER BY d.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE delivery
+SET state = 'leased', lease_owner = %(owner)s, lease_until = %(until)s,
+    lease_token = lease_token + 1, updated_at = %(now)s
+FROM picked WHERE delivery.id = picked.id AND delivery.state = 'pending'
+RETURNING delivery.id, message_id, flow, flow_version, key, version, attempts, lease_token,
+          created_at, payload;
+
+-- claimed_messages: the journaled messages behind claimed deliveries
+SELECT id, system, headers, body FROM message WHERE id = ANY(%(ids)s);
+
+-- record_applied: remember the newest source version applied for a key
+INSERT INTO applied (flow, key, version) VALUES (%(flow)s, %(key)s, %(version)s)
+ON CONFLICT (flow, key) DO UPDATE SET version = greatest(applied.version, excluded.version);
+
+-- lock_migrations: one process at a time migrates the schema
+SELECT pg_advisory_xact_lock(4242000001);
+
+-- delivery_source: an edited payload, or the message a delivery was routed from
+SELECT d.payload, m.id, m.system, m.headers, m.body
+FROM delivery d JOIN message m ON m.id = d.message_id WHERE d.id = %(id)s;
+
+-- notify: tell listening processes what changed (sent by the server at commit)
+SELECT pg_notify(%(channel)s, %(what)s);
+
+-- try_scheduler_lock: become the scheduler if nobody is
+SELECT pg_try_advisory_lock(%(key)s);

@@ -1,0 +1,140 @@
+"""What only the PostgreSQL journal has to show: durable settings refused, a server that goes
+away and comes back, several processes claiming from one database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from seamline.errors import JournalBusy, JournalError
+from seamline.journal.base import NewDelivery, NewMessage, Routing
+from seamline.journal.postgres import PostgresJournal, redacted
+from seamline.sandbox.postgres import LocalPostgres
+from tests.integration.test_journal import done
+
+
+def message(n: int) -> NewMessage:
+    return NewMessage("shop", f"msg-{n}", time.time(), b"{}", b'{"n": %d}' % n)
+
+
+@pytest.fixture
+def own_server() -> Iterator[LocalPostgres]:
+    """A server of this test's own, so stopping it disturbs nobody else."""
+    pg = LocalPostgres().start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def test_a_server_that_may_lose_commits_is_refused(postgres_url: str) -> None:
+    async def go() -> None:
+        journal = PostgresJournal(postgres_url + "?options=-c%20synchronous_commit%3Doff")
+        with pytest.raises(JournalError, match="synchronous_commit=off"):
+            await journal.open()
+
+    asyncio.run(go())
+
+
+def test_an_unreachable_server_is_a_clear_error_at_start() -> None:
+    async def go() -> None:
+        journal = PostgresJournal("postgresql://seamline:s3cret@127.0.0.1:9/none")
+        with pytest.raises(JournalError, match="cannot reach the journal") as caught:
+            await journal.open()
+        assert "s3cret" not in str(caught.value)
+
+    asyncio.run(go())
+
+
+def test_passwords_are_redacted_from_urls() -> None:
+    assert redacted("postgresql://u:pw@db:5432/x") == "postgresql://u:***@db:5432/x"
+    assert redacted("postgresql://u@db/x") == "postgresql://u@db/x"
+
+
+def test_a_repeated_source_id_in_one_group_is_stored_once(postgres_url: str) -> None:
+    async def go() -> list[int | None]:
+        journal = PostgresJournal(postgres_url)
+        await journal.open()
+        ids = await asyncio.gather(*(journal.append(message(n)) for n in (1, 2, 1, 3, 2)))
+        await journal.close()
+        return list(ids)
+
+    ids = asyncio.run(go())
+    assert ids[0] is not None and ids[1] is not None and ids[3] is not None
+    assert ids[2] is None and ids[4] is None
+
+
+def test_while_the_server_is_down_appends_fail_fast_and_resume_when_it_returns(
+    own_server: LocalPostgres,
+) -> None:
+    url = own_server.create_database("j")
+
+    async def go() -> None:
+        journal = PostgresJournal(url, ack_timeout=2.0)
+        await journal.open()
+        assert await journal.append(message(1)) is not None
+        own_server.crash()
+        # Every append during the outage is refused within the ack timeout, never hangs
+        for n in range(2, 6):
+            started = time.monotonic()
+            with pytest.raises(JournalBusy):
+                await journal.append(message(n))
+            assert time.monotonic() - started < 2.5
+        own_server.start()
+        await journal.wait_connected(30)
+        assert await journal.append(message(6)) is not None
+        assert await journal.append(message(1)) is None  # the first survived the crash
+        await journal.close()
+
+    asyncio.run(go())
+
+
+def test_workers_in_several_processes_never_lease_one_delivery_twice(postgres_url: str) -> None:
+    # Given 400 deliveries over 40 ordering keys, claimed by 4 journals (4 processes' worth)
+    async def go() -> tuple[list[int], int]:
+        journals = [PostgresJournal(postgres_url) for _ in range(4)]
+        for j in journals:
+            await j.open()
+        writer = journals[0]
+        for n in range(400):
+            mid = await writer.append(message(n))
+            assert mid is not None
+            d = NewDelivery("f", "v1", "target", f"k{n % 40}", None, True)
+            await writer.route([Routing(mid, "order.created", deliveries=[d])])
+        seen: list[int] = []
+        concurrent_per_key = 0
+        in_flight: set[str] = set()
+
+        async def work(j: PostgresJournal, name: str) -> None:
+            nonlocal concurrent_per_key
+            idle = 0
+            while idle < 5:
+                batch = await j.claim(target="target", owner=name, limit=7, lease=30)
+                if not batch:
+                    idle += 1
+                    await asyncio.sleep(0.02)
+                    continue
+                idle = 0
+                for c in batch:
+                    assert c.key is not None
+                    if c.key in in_flight:
+                        concurrent_per_key += 1
+                    in_flight.add(c.key)
+                seen.extend(c.id for c in batch)
+                await asyncio.sleep(0.005)
+                for c in batch:
+                    in_flight.discard(c.key)  # type: ignore[arg-type]
+                assert await j.settle([done(c.id, c.token) for c in batch]) == [True] * len(batch)
+
+        await asyncio.gather(*(work(j, f"w{i}") for i, j in enumerate(journals)))
+        for j in journals:
+            await j.close()
+        return seen, concurrent_per_key
+
+    seen, concurrent_per_key = asyncio.run(go())
+    # Then every delivery was leased exactly once, and never two of one key at a time
+    assert sorted(seen) == list(range(1, 401))
+    assert concurrent_per_key == 0
