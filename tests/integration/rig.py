@@ -15,8 +15,10 @@ from seamline.engine.budget import Budget, CircuitBreaker
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
 from seamline.journal.base import NewMessage, Settlement, StoredMessage
+from seamline.journal.group_commit import GroupCommitJournal
 from seamline.journal.sqlite import SqliteJournal
 from seamline.project import load_project
+from tests.conftest import Backend
 
 
 def order(**changes: Any) -> dict[str, Any]:
@@ -34,17 +36,20 @@ def order(**changes: Any) -> dict[str, Any]:
 
 @dataclass
 class Rig:
-    journal: SqliteJournal
+    journal: GroupCommitJournal
     worker: TargetWorker
     router: Router
     sink: FakeSink
     budget: Budget
 
 
-async def rig(root: Path, sink: FakeSink, *, failures: int = 5) -> Rig:
+async def rig(
+    root: Path, sink: FakeSink, *, failures: int = 5, backend: Backend | None = None
+) -> Rig:
+    """The rig on `backend`'s journal (SQLite in `root` when not given)."""
     write_example(root)
     project = load_project(root)
-    journal = SqliteJournal(root / "journal.db")
+    journal = backend.make() if backend else SqliteJournal(root / "journal.db")
     await journal.open()
     shop = project.systems["webshop"]
     router = Router(

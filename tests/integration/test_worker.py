@@ -16,6 +16,7 @@ from seamline.errors import (
     TransientError,
     UnknownOutcomeError,
 )
+from tests.conftest import Backend
 from tests.integration.rig import attempt_once, order, receive, rig
 
 # (case, what the target answers, idempotent target?, state, attempts spent, error class)
@@ -71,6 +72,7 @@ OUTCOMES = [
 )
 def test_outcome_classification(
     tmp_path: Path,
+    backend: Backend,
     case: str,
     reply: Any,
     safe: bool,
@@ -79,7 +81,7 @@ def test_outcome_classification(
     error_class: str | None,
 ) -> None:
     async def go() -> None:
-        r = await rig(tmp_path / "p", FakeSink(script=[reply], safe=safe))
+        r = await rig(tmp_path / "p", FakeSink(script=[reply], safe=safe), backend=backend)
         await receive(r, order())
         settlement = await attempt_once(r)
         assert (settlement.state, settlement.spent, settlement.error_class) == (
@@ -98,9 +100,10 @@ def test_outcome_classification(
 
 def test_unmapped_value_is_a_dead_letter_naming_the_value_and_nothing_is_sent(
     tmp_path: Path,
+    backend: Backend,
 ) -> None:
     async def go() -> None:
-        r = await rig(tmp_path / "p", FakeSink())
+        r = await rig(tmp_path / "p", FakeSink(), backend=backend)
         await receive(r, order(source_name="tiktok"))
         settlement = await attempt_once(r)
         assert settlement.state == "dead" and settlement.error_class == "contract"
@@ -111,10 +114,12 @@ def test_unmapped_value_is_a_dead_letter_naming_the_value_and_nothing_is_sent(
     asyncio.run(go())
 
 
-def test_once_the_circuit_opens_failures_hold_without_burning_attempts(tmp_path: Path) -> None:
+def test_once_the_circuit_opens_failures_hold_without_burning_attempts(
+    tmp_path: Path, backend: Backend
+) -> None:
     async def go() -> None:
         down = answer(None, error=TransientError("cannot connect"))
-        r = await rig(tmp_path / "p", FakeSink(default=down), failures=2)
+        r = await rig(tmp_path / "p", FakeSink(default=down), failures=2, backend=backend)
         await receive(r, order(id=1), 1)
         await receive(r, order(id=2), 2)
         claimed = await r.journal.claim(target="orders-api", owner="test", limit=10, lease=30.0)
@@ -127,10 +132,12 @@ def test_once_the_circuit_opens_failures_hold_without_burning_attempts(tmp_path:
     asyncio.run(go())
 
 
-def test_retries_end_in_a_dead_letter_when_attempts_are_spent(tmp_path: Path) -> None:
+def test_retries_end_in_a_dead_letter_when_attempts_are_spent(
+    tmp_path: Path, backend: Backend
+) -> None:
     async def go() -> None:
         failing = answer(503, error=TransientError("server error 503"))
-        r = await rig(tmp_path / "p", FakeSink(default=failing), failures=100)
+        r = await rig(tmp_path / "p", FakeSink(default=failing), failures=100, backend=backend)
         await receive(r, order())
         states = []
         for _ in range(10):
@@ -144,9 +151,13 @@ def test_retries_end_in_a_dead_letter_when_attempts_are_spent(tmp_path: Path) ->
     asyncio.run(go())
 
 
-def test_idempotency_key_is_stable_across_attempts(tmp_path: Path) -> None:
+def test_idempotency_key_is_stable_across_attempts(tmp_path: Path, backend: Backend) -> None:
     async def go() -> None:
-        r = await rig(tmp_path / "p", FakeSink(script=[answer(503, error=TransientError("x"))]))
+        r = await rig(
+            tmp_path / "p",
+            FakeSink(script=[answer(503, error=TransientError("x"))]),
+            backend=backend,
+        )
         await receive(r, order())
         await attempt_once(r)
         await r.journal._write(lambda c: c.execute("UPDATE delivery SET due_at = 0"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -41,23 +42,33 @@ class Project:
     dir: Path
     hub_port: int
     secret: str
+    journal_url: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.hub_port}/hooks/shop"
 
     @property
-    def journal(self) -> Path:
-        return self.dir / "journal.db"
+    def journal(self) -> Journal:
+        return self.journal_url or self.dir / "journal.db"
 
 
-def write_project(root: Path, *, sink_port: int, failures: int = 5) -> Project:
+Journal = Path | str
+"""A SQLite file, or a PostgreSQL URL."""
+
+
+def write_project(root: Path, *, sink_port: int, failures: int = 5, **options: Any) -> Project:
     """A shop sending orders to a sink that honours Idempotency-Key; identity mapping."""
     hub_port = free_port()
     secret = write_shop_project(
-        root, hub_port=hub_port, sink_port=sink_port, failures=failures, owner="reliability-tests"
+        root,
+        hub_port=hub_port,
+        sink_port=sink_port,
+        failures=failures,
+        owner="reliability-tests",
+        **options,
     )
-    return Project(root, hub_port, secret)
+    return Project(root, hub_port, secret, options.get("journal"))
 
 
 class Sink:
@@ -111,13 +122,23 @@ class Sink:
 class Hub:
     """`seamline run` as its own process, restartable."""
 
-    def __init__(self, project: Project, log: Path) -> None:
+    def __init__(
+        self, project: Project, log: Path, *, role: str = "all", port: int | None = None
+    ) -> None:
         self.project = project
         self.log = log
+        self.role = role
+        self.port = port or project.hub_port
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    async def start(self, *, within: float = 20.0, role: str = "all") -> None:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/shop"
+
+    async def start(self, *, within: float = 20.0, role: str | None = None) -> None:
+        role = role or self.role
+        ready_before = self._ready_lines()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; nothing here waits
                 [
@@ -128,23 +149,42 @@ class Hub:
                     str(self.project.dir),
                     "--role",
                     role,
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Roles without HTTP say they are ready in the log, at level info.
+                env={**os.environ, "SEAMLINE_LOG_LEVEL": "info"}
+                if role in ("worker", "scheduler")
+                else None,
             )
         self.starts += 1
         deadline = time.monotonic() + within
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 assert self.proc.poll() is None, self.log.read_text()[-3000:]
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.project.hub_port}/readyz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
+                if role in ("worker", "scheduler"):
+                    if self._ready_lines() > ready_before:
+                        return
+                else:
+                    try:
+                        async with session.get(f"http://127.0.0.1:{self.port}/readyz") as r:
+                            if r.status == 200:
+                                return
+                    except aiohttp.ClientError:
+                        pass
                 await asyncio.sleep(0.05)
-        raise AssertionError("hub did not become ready")
+        raise AssertionError(f"hub ({role}) did not become ready")
+
+    def _ready_lines(self) -> int:
+        if not self.log.exists():
+            return 0
+        return self.log.read_bytes().count(b'"hub ready"')
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -157,8 +197,13 @@ class Hub:
             self.proc.wait(timeout=30)
 
 
-def query(journal: Path, sql: str) -> list[tuple[Any, ...]]:
+def query(journal: Journal, sql: str) -> list[tuple[Any, ...]]:
     """Read the journal of a running (or stopped) hub, read-only."""
+    if isinstance(journal, str):
+        import psycopg
+
+        with psycopg.connect(journal, connect_timeout=5) as pg:
+            return [tuple(r) for r in pg.execute(sql.encode()).fetchall()]
     conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
     try:
         return conn.execute(sql).fetchall()
@@ -166,13 +211,13 @@ def query(journal: Path, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def journal_counts(path: Path) -> dict[str, int]:
+def journal_counts(path: Journal) -> dict[str, int]:
     counts = dict(query(path, "SELECT state, count(*) FROM delivery GROUP BY state"))
     counts["unrouted"] = query(path, "SELECT count(*) FROM message WHERE state = 'received'")[0][0]
     return counts
 
 
-async def drained(path: Path, *, within: float) -> dict[str, int]:
+async def drained(path: Journal, *, within: float) -> dict[str, int]:
     """Wait until nothing is pending, leased or unrouted; return the final counts."""
     deadline = time.monotonic() + within
     while True:
@@ -214,7 +259,7 @@ class Verdict:
         )
 
 
-def verdict(history: Path, sink_db: Path, journal: Path) -> Verdict:
+def verdict(history: Path, sink_db: Path, journal: Journal) -> Verdict:
     effects: Counter[int] = Counter(int(r.key) - ORDER_BASE for r in read_records(sink_db) if r.key)
     dead_ids = query(
         journal,

@@ -136,7 +136,14 @@ class TargetWorker:
             try:
                 settlements = await asyncio.gather(*(self.deliver(c) for c in claimed))
                 recorded = await self.journal.settle(settlements)
-                self.stats.fenced += recorded.count(False)
+                fenced = recorded.count(False)
+                if fenced:
+                    # This process was paused past its leases; another worker owns them now.
+                    self.stats.fenced += fenced
+                    log.warning(
+                        "outcomes not recorded: the leases were taken over",
+                        extra={"target": self.target, "deliveries": fenced},
+                    )
                 _log_outcomes(claimed, settlements, recorded)
             except Exception:
                 # The outcomes are not recorded; the leases expire and the deliveries go again

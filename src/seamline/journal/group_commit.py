@@ -238,31 +238,37 @@ class GroupCommitJournal(ABC):
         group = [p for p in group if not (isinstance(p.op, AppendOp) and p.future.done())]
         if not group:
             return
+        for retry in (False, True):
+            fresh = retry or self._conn is None
+            try:
+                conn = self._ensure_connection()
+            except Exception as exc:
+                self._hand_out(group, [(False, _unreachable(exc))] * len(group))
+                return
+            try:
+                self._begin(conn)
+                results = self._run_ops(conn, group)
+                break
+            except Exception as exc:
+                if not self._lost(exc):
+                    self._safe_rollback(conn)
+                    self._hand_out(group, [self._commit_one(p) for p in group])
+                    return
+                self._drop_connection()
+                if fresh:
+                    self._hand_out(group, [(False, _unreachable(exc))] * len(group))
+                    return
+                # A connection that died while idle (the server restarted) is found out at its
+                # first statement; nothing of this group was committed, so try it once afresh.
         outcomes: list[tuple[bool, Any]]
         try:
-            conn = self._ensure_connection()
+            self._commit(conn)
         except Exception as exc:
-            self._hand_out(group, [(False, _unreachable(exc))] * len(group))
-            return
-        try:
-            self._begin(conn)
-            results = self._run_ops(conn, group)
-        except Exception as exc:
-            if self._lost(exc):
-                self._drop_connection()
-                outcomes = [(False, _unreachable(exc))] * len(group)
-            else:
-                self._safe_rollback(conn)
-                outcomes = [self._commit_one(p) for p in group]
+            outcomes = [(False, self._commit_failed(exc))] * len(group)
         else:
-            try:
-                self._commit(conn)
-            except Exception as exc:
-                outcomes = [(False, self._commit_failed(exc))] * len(group)
-            else:
-                outcomes = [(True, r) for r in results]
-                self.commits += 1
-                self.committed_ops += len(group)
+            outcomes = [(True, r) for r in results]
+            self.commits += 1
+            self.committed_ops += len(group)
         self._hand_out(group, outcomes)
 
     def _run_ops(self, conn: Any, group: list[_Pending]) -> list[Any]:

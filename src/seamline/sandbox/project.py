@@ -27,6 +27,7 @@ def write_shop_project(
     cooldown: str = "2s",
     retry: str = "{schedule: [0.2s, 0.5s, 1s, 2s], max_attempts: 8, jitter: 0.1}",
     owner: str = "sandbox",
+    journal: str | None = None,
 ) -> str:
     """Write the project into `root` (created if needed); return the shop's signing secret."""
     secret = generate_secret()
@@ -36,6 +37,7 @@ def write_shop_project(
     (root / "seamline.yaml").write_text(
         f"listen: 127.0.0.1:{hub_port}\nworker: {{batch: {batch}, lease: {lease}}}\n"
         f"ingest: {{max_pending: {max_pending}}}\nlog_level: warning\n"
+        + (f"journal: {journal}\n" if journal else "")
     )
     (root / "systems" / "shop.yaml").write_text(
         "kind: http\nconnection:\n  secrets: [{file: secrets/shop.secret}]\n"

@@ -124,7 +124,7 @@ def order_data(index: int) -> dict[str, Any]:
 
 async def send_webhooks(
     *,
-    url: str,
+    url: str | Sequence[str],
     secret: str,
     count: int,
     connections: int = 16,
@@ -140,6 +140,9 @@ async def send_webhooks(
     id_prefix: str | None = None,
 ) -> Summary:
     """Send ``count`` signed webhooks over ``connections`` keep-alive connections.
+
+    ``url`` may be several ingest addresses (a load balancer's view): requests, retries
+    included, go to them in turn.
 
     ``data(i)`` builds message ``i``'s data (default: `order_data`). ``rate`` caps new
     messages per second (retries not counted); without it, workers send as fast as answered.
@@ -268,8 +271,9 @@ class _History:
 
 
 class _Sender:
-    def __init__(self, *, url: str, secret: str, retry_for: float) -> None:
-        self._url = url
+    def __init__(self, *, url: str | Sequence[str], secret: str, retry_for: float) -> None:
+        self._urls = [url] if isinstance(url, str) else list(url)
+        self._turn = 0
         self._secret = secret
         self._retry_for = retry_for
         self.outcomes: dict[Outcome, int] = {"ok": 0, "failed": 0, "unknown": 0}
@@ -329,7 +333,9 @@ class _Sender:
             ),
         }
         try:
-            async with session.post(self._url, data=message.body, headers=headers) as response:
+            self._turn += 1
+            target = self._urls[self._turn % len(self._urls)]
+            async with session.post(target, data=message.body, headers=headers) as response:
                 await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("retry-after"))
