@@ -30,6 +30,16 @@ def postgres() -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture
+def own_postgres() -> Iterator[LocalPostgres]:
+    """A server of the test's own, for tests that stop or crash it."""
+    pg = LocalPostgres().start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture
 def postgres_url(postgres: LocalPostgres) -> str:
     """A fresh, empty database on the run's cluster."""
     return postgres.create_database(f"t{next(_databases)}")

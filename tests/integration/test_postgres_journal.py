@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,16 +17,6 @@ from tests.integration.test_journal import done
 
 def message(n: int) -> NewMessage:
     return NewMessage("shop", f"msg-{n}", time.time(), b"{}", b'{"n": %d}' % n)
-
-
-@pytest.fixture
-def own_server() -> Iterator[LocalPostgres]:
-    """A server of this test's own, so stopping it disturbs nobody else."""
-    pg = LocalPostgres().start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
 
 
 def test_a_server_that_may_lose_commits_is_refused(postgres_url: str) -> None:
@@ -68,22 +57,22 @@ def test_a_repeated_source_id_in_one_group_is_stored_once(postgres_url: str) -> 
 
 
 def test_while_the_server_is_down_appends_fail_fast_and_resume_when_it_returns(
-    own_server: LocalPostgres,
+    own_postgres: LocalPostgres,
 ) -> None:
-    url = own_server.create_database("j")
+    url = own_postgres.create_database("j")
 
     async def go() -> None:
         journal = PostgresJournal(url, ack_timeout=2.0)
         await journal.open()
         assert await journal.append(message(1)) is not None
-        own_server.crash()
+        own_postgres.crash()
         # Every append during the outage is refused within the ack timeout, never hangs
         for n in range(2, 6):
             started = time.monotonic()
             with pytest.raises(JournalBusy):
                 await journal.append(message(n))
             assert time.monotonic() - started < 2.5
-        own_server.start()
+        own_postgres.start()
         await journal.wait_connected(30)
         assert await journal.append(message(6)) is not None
         assert await journal.append(message(1)) is None  # the first survived the crash

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +38,12 @@ def update(i: int) -> dict[str, Any]:
     return {"id": 9_000 + i % KEYS, "seq": i, "status": "open"}
 
 
-@pytest.fixture
-def server() -> Iterator[LocalPostgres]:
-    pg = LocalPostgres().start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
-    tmp_path: Path, server: LocalPostgres
+    tmp_path: Path, own_postgres: LocalPostgres
 ) -> None:
-    url = server.create_database("hub")
+    url = own_postgres.create_database("hub")
     sink = Sink(tmp_path / "sink.db", free_port())
     sink.start()
     project = write_project(
@@ -89,9 +79,9 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
         workers[0].kill()  # SIGKILL while holding claims
         await workers[0].start(within=30)
         await asyncio.sleep(1)
-        server.crash()  # pg_ctl stop -m immediate
+        own_postgres.crash()  # pg_ctl stop -m immediate
         await asyncio.sleep(1.5)
-        server.start()
+        own_postgres.start()
         await asyncio.sleep(2)
         # A slow target keeps claims in every worker's hands; one worker is frozen past its
         # 3 s lease while holding them
@@ -103,9 +93,9 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
         await sink.control(mode="ok")
         schedulers[0].kill()  # the other one takes over
         await asyncio.sleep(1)
-        server.crash()
+        own_postgres.crash()
         await asyncio.sleep(1)
-        server.start()
+        own_postgres.start()
         summary = await sender
         assert summary.unknown == 0 and summary.failed == 0, summary
         await drained(url, within=120)

@@ -1,0 +1,195 @@
+"""PostgreSQL: the product with 1, 2 and 4 worker processes, next to a raw SKIP LOCKED loop.
+
+One throw-away cluster on loopback (`seamline.sandbox.postgres`, fsync and synchronous_commit
+on) serves both, in the same run:
+
+- **raw loop**: one producer inserting 3 KB jobs 100 per statement, and 2 consumer processes
+  claiming and acknowledging 100 at a time in one transaction (fused), for `--seconds`; the
+  limit that performance.md §2c measured at about 14k jobs/s sustained.
+- **product**: one `--role ingest`, one `--role scheduler` and N `--role worker` processes, the
+  recording sink and the load generator (signed ~3 KB webhooks at `--rate`), all on the same
+  2 cores. Reported: acknowledged/s, delivered/s, backlog and drain, CPU per role, dead tuples.
+
+    .venv/bin/python bench/postgres.py [--seconds 20] [--rate 1500] [--workers 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from common import PY, cpu_seconds, free_port, loadgen, start, stop, write_project
+
+from seamline.sandbox.postgres import LocalPostgres
+
+PAYLOAD = b"x" * 3000
+
+
+def _consume(url: str, seconds: float, out: Any) -> None:
+    done = 0
+    claim = (
+        "WITH picked AS (SELECT id FROM job WHERE state = 'ready' ORDER BY id LIMIT 100 "
+        "FOR UPDATE SKIP LOCKED) UPDATE job SET state = 'done' FROM picked "
+        "WHERE job.id = picked.id RETURNING job.id, job.body"
+    )
+    with psycopg.connect(url) as conn:
+        stop_at = time.monotonic() + seconds
+        while time.monotonic() < stop_at:
+            rows = conn.execute(claim).fetchall()
+            conn.commit()
+            done += len(rows)
+            if not rows:
+                time.sleep(0.001)
+    out.put(done)
+
+
+def raw_loop(url: str, seconds: float) -> dict[str, float]:
+    """Producer in this process, two consumer processes; jobs completed per second."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE job (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "state TEXT NOT NULL DEFAULT 'ready', body BYTEA NOT NULL)"
+        )
+        conn.execute("CREATE INDEX job_ready ON job (id) WHERE state = 'ready'")
+    results: multiprocessing.Queue[int] = multiprocessing.Queue()
+    consumers = [
+        multiprocessing.Process(target=_consume, args=(url, seconds, results)) for _ in range(2)
+    ]
+    for c in consumers:
+        c.start()
+    inserted = 0
+    with psycopg.connect(url) as conn:
+        stop_at = time.monotonic() + seconds
+        while time.monotonic() < stop_at:
+            conn.execute(
+                "INSERT INTO job (body) SELECT * FROM unnest(%s::bytea[])", ([PAYLOAD] * 100,)
+            )
+            conn.commit()
+            inserted += 100
+    completed = sum(results.get() for _ in consumers)
+    for c in consumers:
+        c.join()
+    return {
+        "inserted_per_s": round(inserted / seconds),
+        "completed_per_s": round(completed / seconds),
+    }
+
+
+def count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+        return int(row[0]) if row else 0
+
+
+def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dict[str, Any]:
+    url = pg.create_database(f"hub{workers}")
+    with tempfile.TemporaryDirectory(prefix="seamline-bench-pg-") as tmp:
+        root = Path(tmp)
+        hub_port, sink_port = free_port(), free_port()
+        secret = write_project(root, hub_port=hub_port, sink_port=sink_port)
+        with (root / "seamline.yaml").open("a") as f:
+            f.write(f"journal: {url}\n")
+        sink = start(
+            [PY, "-m", "seamline.sandbox.recording_sink", "--port", str(sink_port)]
+            + ["--control-port", "0", "--db", str(root / "sink.db")],
+            stdout=subprocess.PIPE,
+        )
+        run = [PY, "-m", "seamline.cli", "run", str(root), "--role"]
+        procs = {"ingest": [start([*run, "ingest"])], "scheduler": [start([*run, "scheduler"])]}
+        procs["worker"] = [start([*run, "worker"]) for _ in range(workers)]
+        try:
+            assert sink.stdout is not None
+            sink.stdout.readline()
+            from common import wait_ready
+
+            wait_ready(f"http://127.0.0.1:{hub_port}/readyz")
+            time.sleep(1.0)  # workers and scheduler connected
+            cpu0 = {role: sum(cpu_seconds(p.pid) for p in ps) for role, ps in procs.items()}
+            started = time.monotonic()
+            load = loadgen(
+                f"http://127.0.0.1:{hub_port}/hooks/shop",
+                secret,
+                seconds=seconds,
+                connections=64,
+                rate=rate,
+            )
+            loaded = time.monotonic() - started
+            delivered_sql = "SELECT count(*) FROM delivery WHERE state = 'delivered'"
+            open_sql = (
+                "SELECT (SELECT count(*) FROM delivery WHERE state IN ('pending', 'leased')) "
+                "+ (SELECT count(*) FROM message WHERE state = 'received')"
+            )
+            at_end = count(url, delivered_sql)
+            backlog = count(url, open_sql)
+            while count(url, open_sql) and time.monotonic() - started < loaded + 120:
+                time.sleep(0.2)
+            total = time.monotonic() - started
+            cpu = {
+                role: round(sum(cpu_seconds(p.pid) for p in ps) - cpu0[role], 1)
+                for role, ps in procs.items()
+            }
+            final = count(url, delivered_sql)
+            dead_tuples = count(
+                url, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'delivery'"
+            )
+        finally:
+            for ps in procs.values():
+                for p in ps:
+                    stop(p)
+            stop(sink)
+            if sink.stdout is not None:
+                sink.stdout.close()
+    return {
+        "workers": workers,
+        "acknowledged": load["ok"],
+        "ingest_per_s": load["ok_per_s"],
+        "ingest_p99_ms": load["p99_ms"],
+        "delivered_during_load_per_s": round(at_end / loaded),
+        "backlog_at_end_of_load": backlog,
+        "delivered": final,
+        "delivered_per_s_overall": round(final / total),
+        "cpu_s": cpu,
+        "delivery_dead_tuples": dead_tuples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=1500.0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    pg = LocalPostgres().start()
+    try:
+        raw = raw_loop(pg.create_database("raw"), args.seconds)
+        print(
+            f"raw SKIP LOCKED loop (1 producer x100, 2 consumers x100 fused): "
+            f"{raw['completed_per_s']:,}/s completed, {raw['inserted_per_s']:,}/s inserted"
+        )
+        results = []
+        for n in args.workers:
+            r = product(pg, n, args.seconds, args.rate)
+            results.append(r)
+            print(
+                f"product, {n} worker process(es), offered {args.rate:,.0f}/s: acknowledged "
+                f"{r['ingest_per_s']:,.0f}/s (p99 {r['ingest_p99_ms']} ms), delivered "
+                f"{r['delivered_during_load_per_s']:,}/s during load "
+                f"({100 * r['delivered_during_load_per_s'] / raw['completed_per_s']:.0f}% of raw), "
+                f"{r['delivered']:,} of {r['acknowledged']:,} in all, backlog "
+                f"{r['backlog_at_end_of_load']:,}; CPU s {r['cpu_s']}; "
+                f"dead tuples {r['delivery_dead_tuples']:,}"
+            )
+        print(json.dumps({"raw": raw, "product": results}))
+    finally:
+        pg.destroy()
+
+
+if __name__ == "__main__":
+    main()
