@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from common import PY, cpu_seconds, free_port, loadgen, start, stop, write_project
 
+from common import PY, cpu_seconds, free_port, loadgen, start, stop, wait_ready, write_project
 from seamline.sandbox.postgres import LocalPostgres
 
 PAYLOAD = b"x" * 3000
@@ -97,8 +97,10 @@ def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dic
         with (root / "seamline.yaml").open("a") as f:
             f.write(f"journal: {url}\n")
         sink = start(
-            [PY, "-m", "seamline.sandbox.recording_sink", "--port", str(sink_port)]
-            + ["--control-port", "0", "--db", str(root / "sink.db")],
+            [
+                *(PY, "-m", "seamline.sandbox.recording_sink", "--port", str(sink_port)),
+                *("--control-port", "0", "--db", str(root / "sink.db")),
+            ],
             stdout=subprocess.PIPE,
         )
         run = [PY, "-m", "seamline.cli", "run", str(root), "--role"]
@@ -107,8 +109,6 @@ def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dic
         try:
             assert sink.stdout is not None
             sink.stdout.readline()
-            from common import wait_ready
-
             wait_ready(f"http://127.0.0.1:{hub_port}/readyz")
             time.sleep(1.0)  # workers and scheduler connected
             cpu0 = {role: sum(cpu_seconds(p.pid) for p in ps) for role, ps in procs.items()}
