@@ -393,7 +393,10 @@ async def _event_data(
     if payload is not None:
         data: dict[str, Any] = orjson.loads(payload)
         return data
-    sources = {n: s.connector.source(n, s.options) for n, s in project.systems.items()}
+    sourced = {f.spec.source.system for f in project.flows.values()}
+    sources = {
+        n: s.connector.source(n, s.options) for n, s in project.systems.items() if n in sourced
+    }
     router = Router(project, sources, lambda _f: True)
     return router.decode(message).data
 

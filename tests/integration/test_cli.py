@@ -116,6 +116,18 @@ def test_edit_and_replay_sends_the_edited_data_and_is_audited(
     assert query(project, "SELECT action, target FROM audit") == [("edit-and-replay", "delivery/2")]
 
 
+def test_edit_opens_the_decoded_event_and_replays_it_unchanged_when_saved_as_is(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An editor that saves the file as it was opened: the decoded event data
+    monkeypatch.setenv("EDITOR", "true")
+    monkeypatch.delenv("VISUAL", raising=False)
+    result = runner.invoke(app, ["replay", str(project), "-d", "2", "--edit", "--yes"])
+    assert result.exit_code == 0, result.output
+    (payload,) = query(project, "SELECT payload FROM delivery WHERE id = 2")[0]
+    assert orjson.loads(payload)["order_number"] == 1002  # type: ignore[arg-type]
+
+
 def test_discard_needs_a_reason_and_records_it(project: Path) -> None:
     result = runner.invoke(
         app, ["replay", str(project), "-d", "2", "--discard", "order cancelled by support", "--yes"]
