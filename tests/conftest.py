@@ -19,24 +19,24 @@ from seamline.sandbox.postgres import LocalPostgres
 _databases = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[LocalPostgres]:
-    """One cluster on loopback for the whole run, owned by it, removed afterwards."""
+def _server() -> Iterator[LocalPostgres]:
     pg = LocalPostgres().start()
     try:
         yield pg
     finally:
         pg.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """One cluster on loopback for the whole run, owned by it, removed afterwards."""
+    yield from _server()
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[LocalPostgres]:
     """A server of the test's own, for tests that stop or crash it."""
-    pg = LocalPostgres().start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
+    yield from _server()
 
 
 @pytest.fixture

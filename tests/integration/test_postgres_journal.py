@@ -71,7 +71,7 @@ def test_while_the_server_is_down_appends_fail_fast_and_resume_when_it_returns(
             started = time.monotonic()
             with pytest.raises(JournalBusy):
                 await journal.append(message(n))
-            assert time.monotonic() - started < 2.5
+            assert time.monotonic() - started < 5.0  # the bound: never hangs
         own_postgres.start()
         await journal.wait_connected(30)
         assert await journal.append(message(6)) is not None

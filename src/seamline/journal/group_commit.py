@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import (
     Claimed,
@@ -732,8 +734,6 @@ class GroupCommitJournal(ABC):
     def _audit(
         self, conn: Any, actor: str, action: str, target: str, detail: dict[str, Any]
     ) -> None:
-        import orjson
-
         conn.execute(
             self.q["insert_audit"],
             {
