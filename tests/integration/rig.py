@@ -11,7 +11,7 @@ import orjson
 
 from seamline.cli import write_example
 from seamline.connectors.fake import FakeSink
-from seamline.engine.budget import Budget, CircuitBreaker
+from seamline.engine.budget import Budget, Limits, MemoryLedger
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
 from seamline.journal.base import NewMessage, Settlement, StoredMessage
@@ -55,7 +55,7 @@ async def rig(
     router = Router(
         project, {"webshop": shop.connector.source("webshop", shop.options)}, lambda f: sink.safe
     )
-    budget = Budget(concurrency=10, breaker=CircuitBreaker(failures=failures))
+    budget = Budget("orders-api", Limits(concurrency=10, failures=failures), MemoryLedger())
     worker = TargetWorker(
         target="orders-api",
         project=project,

@@ -92,7 +92,9 @@ def test_outcome_classification(
         assert settlement.attempt is not None  # every attempt is recorded
         if case.startswith("throttled"):
             assert settlement.due_at >= time.time() + 6.0
-            assert r.budget.capacity(10) == 0  # the whole target is held, not just this delivery
+            assert (
+                await r.budget.acquire(10)
+            ).n == 0  # the whole target is held, not just this delivery
         await r.journal.close()
 
     asyncio.run(go())
@@ -126,7 +128,7 @@ def test_once_the_circuit_opens_failures_hold_without_burning_attempts(
         first, second = [await r.worker.deliver(c) for c in claimed]
         assert (first.state, first.spent, first.error_class) == ("pending", 1, "transient")
         assert (second.state, second.spent, second.error_class) == ("pending", 0, "held")
-        assert r.budget.breaker.state == "open"
+        assert r.budget.circuit == "open"
         await r.journal.close()
 
     asyncio.run(go())

@@ -47,7 +47,12 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
     sink = Sink(tmp_path / "sink.db", free_port())
     sink.start()
     project = write_project(
-        tmp_path / "project", sink_port=sink.port, journal=url, lease="3s", batch=50
+        tmp_path / "project",
+        sink_port=sink.port,
+        journal=url,
+        lease="3s",
+        batch=50,
+        concurrency=512,  # room for every worker to hold claims when one is frozen
     )
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -1,151 +1,239 @@
 """One budget per target system: rate (token bucket), concurrency cap and circuit breaker.
 
-Every flow that delivers to a system draws from the same budget, so an ERP that takes 2
-orders/s is fed 2 orders/s however many flows feed it. Workers ask `capacity()` before they
-claim, so deliveries the target cannot take now stay pending in the journal: they are never
-leased, never sent, and never burn an attempt.
+Every flow that delivers to a system draws from the same budget, and so does every worker
+process on every host: an ERP that takes 2 orders/s is fed 2 orders/s however many flows and
+workers feed it. Workers ask for a grant before they claim, so deliveries the target cannot
+take now stay pending in the journal: never leased, never sent, never burning an attempt.
+
+The state of a budget is one `BudgetState` record, changed only by two pure transitions,
+`grant` (before a claim) and `returned` (after the batch, with its outcome). A `BudgetLedger`
+keeps the records: `MemoryLedger` in this process (SQLite: one process owns the journal; also
+the fake for tests), `PostgresLedger` in the database, row-locked for each transition, so that
+all processes share one bucket, one concurrency count and one circuit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from seamline.project import BudgetSpec
 
 Clock = Callable[[], float]
 CircuitState = Literal["closed", "open", "half-open"]
+UNLIMITED = 1 << 30
 
 
-class TokenBucket:
-    """`rate` tokens per second up to `burst`; `None` rate means unlimited."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A target system's budget as configured (`systems/NAME.yaml`, `budget:`)."""
 
-    def __init__(
-        self, rate: float | None, burst: int | None = None, *, clock: Clock = time.monotonic
-    ) -> None:
-        self.rate = rate
-        self.burst = float(burst if burst is not None else max(1, math.ceil(rate or 1)))
-        self._clock = clock
-        self._tokens = self.burst
-        self._at = clock()
+    concurrency: int = 32
+    rate: float | None = None
+    burst: int | None = None
+    failures: int = 5
+    cooldown: float = 10.0
+    max_cooldown: float = 120.0
+    lease: float = 30.0
+    """How long a grant counts against the concurrency cap (and a probe holds the half-open
+    circuit) if the process that took it vanishes without returning it."""
 
-    def _refill(self) -> None:
-        now = self._clock()
-        if self.rate is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-
-    def available(self) -> int:
-        if self.rate is None:
-            return 1 << 30
-        self._refill()
-        return int(self._tokens)
-
-    def take(self, n: int) -> None:
-        if self.rate is None:
-            return
-        self._refill()
-        self._tokens -= n
-
-    def give_back(self, n: int) -> None:
-        if self.rate is None:
-            return
-        self._tokens = min(self.burst, self._tokens + n)
-
-    def drain_for(self, seconds: float) -> None:
-        """The target said `Retry-After: seconds`: no token before then."""
-        if self.rate is None:
-            return
-        self._refill()
-        self._tokens = min(self._tokens, -seconds * self.rate)
-
-    def wait_time(self) -> float:
-        """Seconds until one token is available."""
-        if self.rate is None:
-            return 0.0
-        self._refill()
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
-
-
-class CircuitBreaker:
-    """Opens after `failures` consecutive transient failures; one probe after `cooldown`.
-
-    A failed probe opens it again with the cooldown doubled (up to `max_cooldown`); a
-    successful one closes it.
-    """
-
-    def __init__(
-        self,
-        *,
-        failures: int = 5,
-        cooldown: float = 10.0,
-        max_cooldown: float = 120.0,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.threshold = failures
-        self.base_cooldown = cooldown
-        self.max_cooldown = max_cooldown
-        self._clock = clock
-        self.consecutive = 0
-        self.cooldown = cooldown
-        self._opened_at: float | None = None
-        self._probing = False
-        self.opened_count = 0
+    @classmethod
+    def of(cls, spec: BudgetSpec, *, lease: float) -> Limits:
+        c = spec.circuit
+        return cls(
+            spec.concurrency, spec.rate, spec.burst, c.failures, c.cooldown, c.max_cooldown, lease
+        )
 
     @property
-    def state(self) -> CircuitState:
-        if self._opened_at is None:
+    def bucket(self) -> float:
+        """The bucket's size: the burst, or one second's worth of rate."""
+        return float(self.burst if self.burst is not None else max(1, math.ceil(self.rate or 1)))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What came of the requests sent since the last report."""
+
+    successes: int = 0
+    failures: int = 0
+    """Transient failures after the last success (consecutive ones)."""
+    hold: float = 0.0
+    """The target asked for a pause of this many seconds (Retry-After)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.successes or self.failures or self.hold)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    n: int
+    """Requests that may start now."""
+    wait: float
+    """When `n` is 0: seconds until capacity may be back (a hint for sleeping)."""
+    circuit: CircuitState
+    failures: int
+    """Consecutive transient failures recorded so far."""
+    opened_count: int = 0
+
+
+@dataclass(slots=True)
+class BudgetState:
+    """A budget's shared record; `now` is the ledger's clock (the database's, when shared)."""
+
+    tokens: float
+    at: float
+    held_until: float = 0.0
+    failures: int = 0
+    opened_at: float | None = None
+    cooldown: float = 0.0
+    probe_until: float = 0.0
+    """While a probe of the half-open circuit is out: until when it holds the probe slot."""
+    opened_count: int = 0
+
+    @classmethod
+    def fresh(cls, limits: Limits, now: float) -> BudgetState:
+        return cls(tokens=limits.bucket, at=now, cooldown=limits.cooldown)
+
+    def circuit(self, now: float) -> CircuitState:
+        if self.opened_at is None:
             return "closed"
-        if self._probing or self._clock() - self._opened_at >= self.cooldown:
-            return "half-open"
-        return "open"
+        return "open" if now < self.opened_at + self.cooldown else "half-open"
 
-    def allowed(self) -> int:
-        """How many requests may start now: unlimited (-1) when closed, 1 probe, or 0."""
-        state = self.state
-        if state == "closed":
-            return -1
-        if state == "half-open" and not self._probing:
-            return 1
-        return 0
+    def _refill(self, now: float, limits: Limits) -> None:
+        if limits.rate is not None:
+            elapsed = max(0.0, now - self.at)
+            self.tokens = min(limits.bucket, self.tokens + elapsed * limits.rate)
+        self.at = now
 
-    def start_probe(self) -> None:
-        if self._opened_at is not None:
-            self._probing = True
+    def grant(self, now: float, want: int, in_use: int, limits: Limits) -> Grant:
+        """Take up to `want` requests; `in_use` are the requests in flight everywhere."""
+        self._refill(now, limits)
+        circuit = self.circuit(now)
+        n = min(want, limits.concurrency - in_use)
+        if limits.rate is not None:
+            n = min(n, math.floor(self.tokens))
+        if now < self.held_until or circuit == "open":
+            n = 0
+        elif circuit == "half-open":
+            n = min(n, 0 if self.probe_until > now else 1)
+        n = max(0, n)
+        if limits.rate is not None:
+            self.tokens -= n
+        if circuit == "half-open" and n:
+            self.probe_until = now + limits.lease
+        return Grant(n, self.wait(now, limits), circuit, self.failures, self.opened_count)
 
-    def abandon_probe(self) -> None:
-        """The probe slot was reserved but nothing was sent (no delivery was due)."""
-        self._probing = False
+    def wait(self, now: float, limits: Limits) -> float:
+        waits = [self.held_until - now]
+        if limits.rate is not None and self.tokens < 1:
+            waits.append((1 - self.tokens) / limits.rate)
+        if self.opened_at is not None:
+            waits.append(self.opened_at + self.cooldown - now)
+            if self.probe_until > now:
+                waits.append(min(self.probe_until - now, 1.0))
+        return max(0.0, *waits)
 
-    def retry_in(self) -> float:
-        if self._opened_at is None:
-            return 0.0
-        return max(0.0, self._opened_at + self.cooldown - self._clock())
+    def returned(self, now: float, unused: int, outcome: Outcome, limits: Limits) -> bool:
+        """Record what came of a grant; True if this closed an open circuit."""
+        self._refill(now, limits)
+        if unused and limits.rate is not None:
+            self.tokens = min(limits.bucket, self.tokens + unused)
+        if outcome.hold:
+            self.held_until = max(self.held_until, now + outcome.hold)
+            if limits.rate is not None:
+                self.tokens = min(self.tokens, -outcome.hold * limits.rate)
+        closed = False
+        if outcome.successes:
+            closed = self.opened_at is not None
+            self.failures = 0
+            self.opened_at = None
+            self.probe_until = 0.0
+            self.cooldown = limits.cooldown
+        if outcome.failures:
+            self.failures += outcome.failures
+            if self.opened_at is not None:
+                if self.probe_until > 0:
+                    # The probe failed: open again, and wait longer before the next one.
+                    self.cooldown = min(limits.max_cooldown, self.cooldown * 2)
+                    self.opened_at = now
+                    self.probe_until = 0.0
+            elif self.failures >= limits.failures:
+                self.opened_at = now
+                self.cooldown = limits.cooldown
+                self.opened_count += 1
+        elif unused and not outcome and self.probe_until > 0:
+            self.probe_until = 0.0  # the probe slot was granted but nothing was due
+        return closed
 
-    def success(self) -> bool:
-        """Record a success; True if this closed the circuit."""
-        was_open = self._opened_at is not None
-        self.consecutive = 0
-        self._opened_at = None
-        self._probing = False
-        self.cooldown = self.base_cooldown
-        return was_open
 
-    def failure(self) -> bool:
-        """Record a transient failure; True if the circuit is (now or still) not closed."""
-        self.consecutive += 1
-        if self._opened_at is not None:
-            if self._probing:
-                self._probing = False
-                self.cooldown = min(self.max_cooldown, self.cooldown * 2)
-                self._opened_at = self._clock()
-            return True
-        if self.consecutive >= self.threshold:
-            self._opened_at = self._clock()
-            self.opened_count += 1
-            return True
-        return False
+class BudgetLedger(Protocol):
+    """Where budget states live; each call is one atomic transition of one target's state."""
+
+    async def grant(
+        self, target: str, owner: str, want: int, *, in_flight: int, limits: Limits
+    ) -> Grant:
+        """Up to `want` requests for `owner`, which has `in_flight` requests out already."""
+        ...
+
+    async def returned(
+        self,
+        target: str,
+        owner: str,
+        *,
+        in_flight: int,
+        unused: int,
+        outcome: Outcome,
+        limits: Limits,
+    ) -> bool:
+        """`owner` now has `in_flight` out; `unused` granted requests were never sent; True if
+        the outcome closed the circuit."""
+        ...
+
+
+@dataclass
+class MemoryLedger:
+    """Budget states in this process: the ledger of a single-process (SQLite) hub."""
+
+    clock: Clock = time.time
+    states: dict[str, BudgetState] = field(default_factory=dict)
+    uses: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+
+    def _state(self, target: str, limits: Limits) -> BudgetState:
+        if target not in self.states:
+            self.states[target] = BudgetState.fresh(limits, self.clock())
+        return self.states[target]
+
+    def _others(self, target: str, owner: str, now: float) -> int:
+        uses = self.uses.items()
+        return sum(n for (t, o), (n, until) in uses if t == target and o != owner and until > now)
+
+    async def grant(
+        self, target: str, owner: str, want: int, *, in_flight: int, limits: Limits
+    ) -> Grant:
+        now = self.clock()
+        state = self._state(target, limits)
+        grant = state.grant(now, want, self._others(target, owner, now) + in_flight, limits)
+        self.uses[(target, owner)] = (in_flight + grant.n, now + limits.lease)
+        return grant
+
+    async def returned(
+        self,
+        target: str,
+        owner: str,
+        *,
+        in_flight: int,
+        unused: int,
+        outcome: Outcome,
+        limits: Limits,
+    ) -> bool:
+        now = self.clock()
+        self.uses[(target, owner)] = (in_flight, now + limits.lease)
+        return self._state(target, limits).returned(now, unused, outcome, limits)
 
 
 @dataclass
@@ -160,65 +248,100 @@ class BudgetView:
 
 
 class Budget:
-    """The budget of one target system, shared by all its flows in this process."""
+    """One process's hold on the budget of one target system.
+
+    Between grants it keeps a local view: requests in flight here, the circuit and failure
+    count of the last grant, and the outcomes not yet reported. The worker classifies each
+    failure with `failed()`, which says whether the circuit is (about to be) open, so that
+    failures during an outage wait without burning attempts.
+    """
 
     def __init__(
         self,
+        target: str,
+        limits: Limits,
+        ledger: BudgetLedger,
         *,
-        concurrency: int,
-        rate: float | None = None,
-        burst: int | None = None,
-        breaker: CircuitBreaker | None = None,
+        owner: str = "hub",
         clock: Clock = time.monotonic,
     ) -> None:
-        self.concurrency = concurrency
-        self.bucket = TokenBucket(rate, burst, clock=clock)
-        self.breaker = breaker or CircuitBreaker(clock=clock)
+        self.target = target
+        self.limits = limits
+        self.ledger = ledger
+        self.owner = owner
         self.in_flight = 0
+        self.circuit: CircuitState = "closed"
+        self.consecutive = 0
+        self.opened_count = 0
         self._clock = clock
         self._held_until = 0.0
+        self._outcome = Outcome()
+        # This process's loops take turns with the ledger: each tells it what the process has
+        # in flight, which must include what the other loop was granted a moment ago.
+        self._turn = asyncio.Lock()
 
-    def capacity(self, limit: int) -> int:
-        """How many deliveries may be claimed now, at most `limit`."""
-        if self._clock() < self._held_until:
-            return 0
-        n = min(limit, self.concurrency - self.in_flight, self.bucket.available())
-        allowed = self.breaker.allowed()
-        if allowed >= 0:
-            n = min(n, allowed)
-        return max(0, n)
+    async def acquire(self, want: int) -> Grant:
+        """Up to `want` requests; the caller gives every one back with `returned`."""
+        now = self._clock()
+        if now < self._held_until:
+            return Grant(0, self._held_until - now, self.circuit, self.consecutive)
+        async with self._turn:
+            grant = await self.ledger.grant(
+                self.target, self.owner, want, in_flight=self.in_flight, limits=self.limits
+            )
+            self.in_flight += grant.n
+        self.circuit = grant.circuit
+        self.consecutive = grant.failures
+        self.opened_count = grant.opened_count
+        return grant
 
-    def reserve(self, n: int) -> None:
-        self.in_flight += n
-        self.bucket.take(n)
-        if self.breaker.state == "half-open" and n:
-            self.breaker.start_probe()
+    async def returned(self, n: int, *, unused: int = 0) -> bool:
+        """`n` granted requests are done, `unused` of them never sent; report the outcomes.
+        True if this closed the circuit (deliveries held for the outage are due now)."""
+        async with self._turn:
+            self.in_flight -= n
+            outcome, self._outcome = self._outcome, Outcome()
+            closed = await self.ledger.returned(
+                self.target,
+                self.owner,
+                in_flight=self.in_flight,
+                unused=unused,
+                outcome=outcome,
+                limits=self.limits,
+            )
+        if closed:
+            self.circuit = "closed"
+        return closed
 
-    def release(self, n: int, *, unused: int = 0) -> None:
-        """`n` requests finished; `unused` of them were reserved but never sent."""
-        self.in_flight -= n
-        if unused:
-            self.bucket.give_back(unused)
-            if unused == n and self.breaker.state == "half-open":
-                self.breaker.abandon_probe()
+    def succeeded(self) -> None:
+        self._outcome.successes += 1
+        self._outcome.failures = 0
+        self.consecutive = 0
+        self.circuit = "closed"
+
+    def failed(self) -> bool:
+        """A transient failure; True if the circuit is open (or opens with this one)."""
+        self._outcome.failures += 1
+        self.consecutive += 1
+        if self.circuit != "closed" or self.consecutive >= self.limits.failures:
+            self.circuit = "open"
+            return True
+        return False
 
     def hold(self, seconds: float) -> None:
-        """The target throttled us: send nothing for `seconds`."""
+        """The target throttled us: nothing goes out for `seconds`, from any process."""
         self._held_until = max(self._held_until, self._clock() + seconds)
-        self.bucket.drain_for(seconds)
+        self._outcome.hold = max(self._outcome.hold, seconds)
 
-    def wait_time(self) -> float:
-        """Seconds until capacity may be back (a hint for sleeping, not a promise)."""
-        waits = [self._held_until - self._clock(), self.bucket.wait_time()]
-        if self.breaker.state == "open":
-            waits.append(self.breaker.retry_in())
-        return max(0.0, *waits)
+    def retry_in(self) -> float:
+        """A held delivery's wait: the circuit's cooldown."""
+        return self.limits.cooldown
 
     def view(self) -> BudgetView:
         return BudgetView(
-            self.breaker.state,
+            self.circuit,
             self.in_flight,
-            self.concurrency,
-            self.bucket.rate,
-            self.breaker.opened_count,
+            self.limits.concurrency,
+            self.limits.rate,
+            self.opened_count,
         )

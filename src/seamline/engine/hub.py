@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -30,13 +31,15 @@ import orjson
 import uvicorn
 
 from seamline.connectors.base import Sink, Source
-from seamline.engine.budget import Budget, BudgetView, CircuitBreaker
+from seamline.engine.budget import Budget, BudgetLedger, BudgetView, Limits, MemoryLedger
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
 from seamline.errors import SeamlineError
 from seamline.journal.base import StoredMessage
+from seamline.journal.ledger import PostgresLedger
 from seamline.journal.location import is_postgres, journal_for
+from seamline.journal.postgres import PostgresJournal
 from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.hub")
@@ -94,19 +97,20 @@ class Hub:
                 self.sources[name] = system.connector.source(name, system.options)
             if name in targets:
                 self.sinks[name] = system.connector.sink(name, system.options)
-        self.budgets: dict[str, Budget] = {}
-        for name in targets:
-            b = project.systems[name].spec.budget
-            self.budgets[name] = Budget(
-                concurrency=b.concurrency,
-                rate=b.rate,
-                burst=b.burst,
-                breaker=CircuitBreaker(
-                    failures=b.circuit.failures,
-                    cooldown=b.circuit.cooldown,
-                    max_cooldown=b.circuit.max_cooldown,
-                ),
+        self.ledger: BudgetLedger
+        if isinstance(self.journal, PostgresJournal):
+            self.ledger = PostgresLedger(self.journal.url, timeout=self.journal.ack_timeout)
+        else:
+            self.ledger = MemoryLedger()
+        self.budgets = {
+            name: Budget(
+                name,
+                Limits.of(project.systems[name].spec.budget, lease=settings.worker.lease),
+                self.ledger,
+                owner=self.owner,
             )
+            for name in targets
+        }
         self.router = Router(project, self.sources, self._safe_retry)
         self.stats = WorkerStats()
         self.state = HubState()
@@ -231,9 +235,20 @@ class Hub:
                     await router
                 if sweeper is not None:
                     sweeper.cancel()
+                log.info(
+                    "hub stopped",
+                    extra={
+                        "role": self.role,
+                        "routed": self.state.routed,
+                        "rejected": self.state.rejected,
+                        **dataclasses.asdict(self.stats),
+                    },
+                )
         finally:
             for sink in self.sinks.values():
                 await sink.close()
+            if isinstance(self.ledger, PostgresLedger):
+                await self.ledger.close()
             await self.journal.close()
 
     async def _serve(self, tg: asyncio.TaskGroup, listening: socket.socket) -> asyncio.Task[None]:

@@ -112,46 +112,55 @@ class TargetWorker:
 
     async def run_loop(self) -> None:
         while not self._stopping:
-            n = self.budget.capacity(self.batch)
-            if n == 0:
-                await self._sleep(self.budget.wait_time() or IDLE_POLL)
+            try:
+                grant = await self.budget.acquire(self.batch)
+            except Exception:
+                log.exception("the budget of %s is out of reach", self.target)
+                await self._sleep(1.0)
                 continue
-            self.budget.reserve(n)
+            if grant.n == 0:
+                await self._sleep(grant.wait or IDLE_POLL)
+                continue
+            claimed: list[Claimed] = []
+            pause = 0.0
             try:
                 claimed = await self.journal.claim(
-                    target=self.target, owner=self.owner, limit=n, lease=self.lease
+                    target=self.target, owner=self.owner, limit=grant.n, lease=self.lease
                 )
+                if claimed:
+                    await self._deliver_batch(claimed)
+                else:
+                    pause = IDLE_POLL
             except Exception:
-                self.budget.release(n, unused=n)
-                log.exception("claim failed for %s", self.target)
-                await self._sleep(1.0)
-                continue
-            unused = n - len(claimed)
-            if not claimed:
-                self.budget.release(n, unused=n)
-                await self._sleep(IDLE_POLL)
-                continue
-            if unused:
-                self.budget.release(unused, unused=unused)
-            try:
-                settlements = await asyncio.gather(*(self.deliver(c) for c in claimed))
-                recorded = await self.journal.settle(settlements)
-                fenced = recorded.count(False)
-                if fenced:
-                    # This process was paused past its leases; another worker owns them now.
-                    self.stats.fenced += fenced
-                    log.warning(
-                        "outcomes not recorded: the leases were taken over",
-                        extra={"target": self.target, "deliveries": fenced},
-                    )
-                _log_outcomes(claimed, settlements, recorded)
-            except Exception:
-                # The outcomes are not recorded; the leases expire and the deliveries go again
-                # (or to review where a repeat is unsafe). Keep the loop alive.
-                log.exception("recording outcomes failed", extra={"target": self.target})
-                await self._sleep(1.0)
+                # Unclaimed: nothing happened. Claimed: the outcomes are not recorded; the leases
+                # expire and the deliveries go again (or to review where a repeat is unsafe).
+                log.exception("claiming or recording failed", extra={"target": self.target})
+                pause = 1.0
             finally:
-                self.budget.release(len(claimed))
+                await self._return(grant.n, unused=grant.n - len(claimed))
+            if pause:
+                await self._sleep(pause)
+
+    async def _deliver_batch(self, claimed: list[Claimed]) -> None:
+        settlements = await asyncio.gather(*(self.deliver(c) for c in claimed))
+        recorded = await self.journal.settle(settlements)
+        fenced = recorded.count(False)
+        if fenced:
+            # This process was paused past its leases; another worker owns them now.
+            self.stats.fenced += fenced
+            log.warning(
+                "outcomes not recorded: the leases were taken over",
+                extra={"target": self.target, "deliveries": fenced},
+            )
+        _log_outcomes(claimed, settlements, recorded)
+
+    async def _return(self, n: int, *, unused: int) -> None:
+        try:
+            if await self.budget.returned(n, unused=unused):
+                self.recovered = True
+        except Exception:
+            # The grant counts against the concurrency cap until its lease runs out.
+            log.exception("the budget of %s is out of reach", self.target)
 
     async def _sleep(self, seconds: float) -> None:
         self.wake.clear()
@@ -211,8 +220,7 @@ class TargetWorker:
         error = ex.error
         now = time.time()
         if error is None:
-            if self.budget.breaker.success():
-                self.recovered = True
+            self.budget.succeeded()
             self.stats.delivered += 1
             attempt = _attempt(started, ex, "delivered", None, flow)
             return Settlement(
@@ -239,7 +247,7 @@ class TargetWorker:
             unsafe = isinstance(error, UnknownOutcomeError) and not self.sink.idempotent(
                 flow.spec.target.operation, {}
             )
-            tripped = self.budget.breaker.failure()
+            tripped = self.budget.failed()
             if unsafe:
                 attempt = _attempt(started, ex, "unknown", str(error), flow)
                 return self._settle(
@@ -256,7 +264,7 @@ class TargetWorker:
                 # The circuit is open: this delivery waits out the outage without burning attempts.
                 self.stats.held += 1
                 attempt = _attempt(started, ex, "held", str(error), flow)
-                wait = max(self.budget.breaker.retry_in(), flow.retry.delay(1))
+                wait = max(self.budget.retry_in(), flow.retry.delay(1))
                 return self._settle(claimed, "pending", 0, now + wait, "held", str(error), attempt)
             return self._retry(
                 claimed,

@@ -23,6 +23,8 @@ def write_shop_project(
     max_pending: int = 20_000,
     timeout: str = "5s",
     concurrency: int = 64,
+    rate: float | None = None,
+    burst: int | None = None,
     failures: int = 5,
     cooldown: str = "2s",
     retry: str = "{schedule: [0.2s, 0.5s, 1s, 2s], max_attempts: 8, jitter: 0.1}",
@@ -47,7 +49,9 @@ def write_shop_project(
         f"kind: http\nconnection:\n  base_url: http://127.0.0.1:{sink_port}\n"
         f"  idempotent: true\n  timeout: {timeout}\n"
         f"budget:\n  concurrency: {concurrency}\n"
-        f"  circuit: {{failures: {failures}, cooldown: {cooldown}}}\n"
+        + (f"  rate: {rate}\n" if rate else "")
+        + (f"  burst: {burst}\n" if burst else "")
+        + f"  circuit: {{failures: {failures}, cooldown: {cooldown}}}\n"
     )
     (root / "flows" / "orders.yaml").write_text(
         f"owner: {owner}\nsource: {{system: shop, events: [{event}]}}\n"

@@ -55,3 +55,31 @@ SELECT pg_notify(%(channel)s, %(what)s);
 
 -- try_scheduler_lock: become the scheduler if nobody is
 SELECT pg_try_advisory_lock(%(key)s);
+
+-- budget_lock: a target's budget, locked for one transition, with the database's clock
+SELECT tokens, at, held_until, failures, opened_at, cooldown, probe_until, opened_count,
+       extract(epoch FROM clock_timestamp())::float8 AS now
+FROM budget_state WHERE target = %(target)s FOR UPDATE;
+
+-- budget_others: requests other processes have in flight to a target; a statement of its own,
+-- after budget_lock, so that its snapshot sees what the previous holder of the lock committed
+SELECT coalesce(sum(in_flight), 0)::int AS others FROM budget_use
+WHERE target = %(target)s AND owner <> %(owner)s
+  AND until > extract(epoch FROM clock_timestamp());
+
+-- budget_create: a target's budget, the first time any process uses it
+INSERT INTO budget_state (target, tokens, at, held_until, failures, opened_at, cooldown,
+                          probe_until, opened_count)
+VALUES (%(target)s, %(tokens)s, %(at)s, %(held_until)s, %(failures)s, %(opened_at)s,
+        %(cooldown)s, %(probe_until)s, %(opened_count)s)
+ON CONFLICT (target) DO NOTHING;
+
+-- budget_save: the budget after a transition, and what this process has in flight now
+WITH saved AS (
+    UPDATE budget_state SET tokens = %(tokens)s, at = %(at)s, held_until = %(held_until)s,
+           failures = %(failures)s, opened_at = %(opened_at)s, cooldown = %(cooldown)s,
+           probe_until = %(probe_until)s, opened_count = %(opened_count)s
+    WHERE target = %(target)s)
+INSERT INTO budget_use (target, owner, in_flight, until)
+VALUES (%(target)s, %(owner)s, %(in_flight)s, %(until)s)
+ON CONFLICT (target, owner) DO UPDATE SET in_flight = excluded.in_flight, until = excluded.until;
