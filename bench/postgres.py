@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import subprocess
 import tempfile
 import time
@@ -26,7 +27,17 @@ from typing import Any
 
 import psycopg
 
-from common import PY, cpu_seconds, free_port, loadgen, start, stop, wait_ready, write_project
+from common import (
+    PY,
+    cpu_seconds,
+    free_port,
+    journal_rows,
+    loadgen,
+    start,
+    stop,
+    wait_ready,
+    write_project,
+)
 from seamline.sandbox.postgres import LocalPostgres
 
 PAYLOAD = b"x" * 3000
@@ -88,14 +99,46 @@ def count(url: str, sql: str) -> int:
         return int(row[0]) if row else 0
 
 
-def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dict[str, Any]:
-    url = pg.create_database(f"hub{workers}")
+def server_cpu(pg: LocalPostgres) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster and its children now running."""
+    postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+DELIVERED = "SELECT count(*) FROM delivery WHERE state = 'delivered'"
+OPEN = (
+    "SELECT (SELECT count(*) FROM delivery WHERE state IN ('pending', 'leased')) "
+    "+ (SELECT count(*) FROM message WHERE state = 'received')"
+)
+
+
+def landscape(
+    pg: LocalPostgres | None, workers: int, seconds: float, rate: float
+) -> dict[str, Any]:
+    """The shop → hub → sink landscape under `rate`/s for `seconds`: on PostgreSQL (`pg`) with
+    one ingest, one scheduler and `workers` worker processes, or on SQLite in one process."""
+    url = pg.create_database(f"hub{workers}") if pg else None
     with tempfile.TemporaryDirectory(prefix="seamline-bench-pg-") as tmp:
         root = Path(tmp)
         hub_port, sink_port = free_port(), free_port()
         secret = write_project(root, hub_port=hub_port, sink_port=sink_port)
-        with (root / "seamline.yaml").open("a") as f:
-            f.write(f"journal: {url}\n")
+        if url:
+            with (root / "seamline.yaml").open("a") as f:
+                f.write(f"journal: {url}\n")
+
+        def rows(sql: str) -> int:
+            if url:
+                return count(url, sql)
+            return int(journal_rows(root / "journal.db", sql)[0][0])
+
         sink = start(
             [
                 *(PY, "-m", "seamline.sandbox.recording_sink", "--port", str(sink_port)),
@@ -104,14 +147,19 @@ def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dic
             stdout=subprocess.PIPE,
         )
         run = [PY, "-m", "seamline.cli", "run", str(root), "--role"]
-        procs = {"ingest": [start([*run, "ingest"])], "scheduler": [start([*run, "scheduler"])]}
-        procs["worker"] = [start([*run, "worker"]) for _ in range(workers)]
+        if url:
+            procs = {"ingest": [start([*run, "ingest"])], "scheduler": [start([*run, "scheduler"])]}
+            procs["worker"] = [start([*run, "worker"]) for _ in range(workers)]
+        else:
+            procs = {"hub": [start([*run, "all"])]}
         try:
             assert sink.stdout is not None
             sink.stdout.readline()
             wait_ready(f"http://127.0.0.1:{hub_port}/readyz")
             time.sleep(1.0)  # workers and scheduler connected
             cpu0 = {role: sum(cpu_seconds(p.pid) for p in ps) for role, ps in procs.items()}
+            if pg:
+                cpu0["postgres"] = server_cpu(pg)
             started = time.monotonic()
             load = loadgen(
                 f"http://127.0.0.1:{hub_port}/hooks/shop",
@@ -121,23 +169,22 @@ def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dic
                 rate=rate,
             )
             loaded = time.monotonic() - started
-            delivered_sql = "SELECT count(*) FROM delivery WHERE state = 'delivered'"
-            open_sql = (
-                "SELECT (SELECT count(*) FROM delivery WHERE state IN ('pending', 'leased')) "
-                "+ (SELECT count(*) FROM message WHERE state = 'received')"
-            )
-            at_end = count(url, delivered_sql)
-            backlog = count(url, open_sql)
-            while count(url, open_sql) and time.monotonic() - started < loaded + 120:
-                time.sleep(0.2)
-            total = time.monotonic() - started
+            at_end = rows(DELIVERED)
+            backlog = rows(OPEN)
             cpu = {
                 role: round(sum(cpu_seconds(p.pid) for p in ps) - cpu0[role], 1)
                 for role, ps in procs.items()
             }
-            final = count(url, delivered_sql)
-            dead_tuples = count(
-                url, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'delivery'"
+            if pg:
+                cpu["postgres"] = round(server_cpu(pg) - cpu0["postgres"], 1)
+            while rows(OPEN) and time.monotonic() - started < loaded + 120:
+                time.sleep(0.2)
+            total = time.monotonic() - started
+            final = rows(DELIVERED)
+            dead_tuples = (
+                count(url, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'delivery'")
+                if url
+                else None
             )
         finally:
             for ps in procs.values():
@@ -147,6 +194,7 @@ def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dic
             if sink.stdout is not None:
                 sink.stdout.close()
     return {
+        "journal": "postgres" if pg else "sqlite",
         "workers": workers,
         "acknowledged": load["ok"],
         "ingest_per_s": load["ok_per_s"],
@@ -155,15 +203,31 @@ def product(pg: LocalPostgres, workers: int, seconds: float, rate: float) -> dic
         "backlog_at_end_of_load": backlog,
         "delivered": final,
         "delivered_per_s_overall": round(final / total),
-        "cpu_s": cpu,
+        "cpu_s_during_load": cpu,
         "delivery_dead_tuples": dead_tuples,
     }
+
+
+def describe(r: dict[str, Any], rate: float, raw: dict[str, float]) -> str:
+    where = (
+        f"PostgreSQL, {r['workers']} worker process(es)"
+        if r["journal"] == "postgres"
+        else "SQLite, one process"
+    )
+    return (
+        f"{where}, offered {rate:,.0f}/s: acknowledged {r['ingest_per_s']:,.0f}/s "
+        f"(p99 {r['ingest_p99_ms']} ms), delivered {r['delivered_during_load_per_s']:,}/s during "
+        f"load ({100 * r['delivered_during_load_per_s'] / raw['completed_per_s']:.0f}% of raw), "
+        f"{r['delivered']:,} of {r['acknowledged']:,} in all, backlog "
+        f"{r['backlog_at_end_of_load']:,}; CPU s during load {r['cpu_s_during_load']}"
+        + (f"; dead tuples {r['delivery_dead_tuples']:,}" if r["delivery_dead_tuples"] else "")
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=1500.0)
+    parser.add_argument("--rate", type=float, default=4000.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     pg = LocalPostgres().start()
@@ -173,19 +237,11 @@ def main() -> None:
             f"raw SKIP LOCKED loop (1 producer x100, 2 consumers x100 fused): "
             f"{raw['completed_per_s']:,}/s completed, {raw['inserted_per_s']:,}/s inserted"
         )
-        results = []
+        results = [landscape(None, 1, args.seconds, args.rate)]
+        print(describe(results[0], args.rate, raw))
         for n in args.workers:
-            r = product(pg, n, args.seconds, args.rate)
-            results.append(r)
-            print(
-                f"product, {n} worker process(es), offered {args.rate:,.0f}/s: acknowledged "
-                f"{r['ingest_per_s']:,.0f}/s (p99 {r['ingest_p99_ms']} ms), delivered "
-                f"{r['delivered_during_load_per_s']:,}/s during load "
-                f"({100 * r['delivered_during_load_per_s'] / raw['completed_per_s']:.0f}% of raw), "
-                f"{r['delivered']:,} of {r['acknowledged']:,} in all, backlog "
-                f"{r['backlog_at_end_of_load']:,}; CPU s {r['cpu_s']}; "
-                f"dead tuples {r['delivery_dead_tuples']:,}"
-            )
+            results.append(landscape(pg, n, args.seconds, args.rate))
+            print(describe(results[-1], args.rate, raw))
         print(json.dumps({"raw": raw, "product": results}))
     finally:
         pg.destroy()

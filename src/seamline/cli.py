@@ -104,7 +104,13 @@ def check(directory: ProjectDir = None) -> None:
 @app.command()
 def run(
     directory: ProjectDir = None,
-    listen: Annotated[str | None, typer.Option(help="host:port for ingest")] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port to serve: webhooks and health (ingest, all), health only (worker, "
+            "scheduler; only when given)"
+        ),
+    ] = None,
     role: Annotated[
         str,
         typer.Option(

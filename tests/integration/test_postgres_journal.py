@@ -72,9 +72,11 @@ def test_while_the_server_is_down_appends_fail_fast_and_resume_when_it_returns(
             with pytest.raises(JournalBusy):
                 await journal.append(message(n))
             assert time.monotonic() - started < 5.0  # the bound: never hangs
+        assert journal.reachable is False  # readiness checks say so
         own_postgres.start()
         await journal.wait_connected(30)
         assert await journal.append(message(6)) is not None
+        assert journal.reachable is True
         assert await journal.append(message(1)) is None  # the first survived the crash
         await journal.close()
 

@@ -128,7 +128,8 @@ class Hub:
         self.project = project
         self.log = log
         self.role = role
-        self.port = port or project.hub_port
+        # Workers and schedulers serve health checks on an address of their own.
+        self.port = port or (project.hub_port if role in ("all", "ingest") else free_port())
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 

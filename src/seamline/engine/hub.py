@@ -79,6 +79,9 @@ class Hub:
         self.role = role
         settings = project.settings
         self.listen = listen or settings.host_port
+        # Workers and schedulers serve health checks only where asked to (`--listen`): several
+        # of them on one host would otherwise contend for the ingest's address.
+        self.http = role in ("all", "ingest") or listen is not None
         shared = is_postgres(settings.journal)
         if not shared and role not in ("all", "ingest"):
             raise SeamlineError(
@@ -134,6 +137,10 @@ class Hub:
             self.journal,
             self.sources,
             max_body=settings.ingest.max_body,
+            refuse_hooks=None
+            if self.serves
+            else f"this process does not take webhooks (role {role}); send them to an ingest "
+            "process",
         )
         self._inbox: asyncio.Queue[list[StoredMessage]] = asyncio.Queue()
         self._stop = asyncio.Event()
@@ -178,7 +185,7 @@ class Hub:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        listening = self._bind() if self.serves else None
+        listening = self._bind() if self.http else None
         await self.journal.open()
         try:
             if self.schedules or self.delivers:
@@ -216,7 +223,7 @@ class Hub:
                     extra={
                         "role": self.role,
                         "journal": repr(self.journal),
-                        "listen": "{}:{}".format(*self.listen) if self.serves else None,
+                        "listen": "{}:{}".format(*self.listen) if self.http else None,
                         "flows": len(self.project.flows),
                     },
                 )

@@ -72,13 +72,16 @@ class Ingest:
         *,
         max_body: int,
         extra: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+        refuse_hooks: str | None = None,
     ) -> None:
+        """`refuse_hooks`: this process serves health only, and says why to webhook senders."""
         self.journal = journal
         self.sources = dict(sources)
         self.max_body = max_body
         self.ready = False
         self.stats = IngestStats()
         self._extra = extra
+        self._refusal = None if refuse_hooks is None else _error(refuse_hooks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,14 +90,18 @@ class Ingest:
             return
         path: str = scope["path"]
         if path.startswith("/hooks/"):
-            await self._hook(scope, receive, send, path[7:])
+            if self._refusal is not None:
+                await _answer(send, 404, self._refusal)
+            else:
+                await self._hook(scope, receive, send, path[7:])
         elif path == "/healthz":
             await _answer(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
+            ready = self.ready and self.journal.reachable
             await _answer(
                 send,
-                200 if self.ready else 503,
-                b'{"ready":true}' if self.ready else b'{"ready":false}',
+                200 if ready else 503,
+                b'{"ready":true}' if ready else b'{"ready":false}',
             )
         elif self._extra is not None:
             await self._extra(scope, receive, send)

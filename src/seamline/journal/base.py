@@ -135,6 +135,9 @@ class Selection:
 class Journal(Protocol):
     """The durable store behind ingest, router, workers and operators."""
 
+    reachable: bool
+    """False after the store was lost (a server away) until a commit succeeds again."""
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
 

@@ -86,6 +86,8 @@ class GroupCommitJournal(ABC):
         self._conn: Any = None
         self._append_listeners: list[Callable[[list[StoredMessage]], None]] = []
         self.commits = 0
+        self.reachable = True
+        """False from a lost connection until the next commit succeeds (readiness checks)."""
         self.committed_ops = 0
 
     # --- what a dialect provides ------------------------------------------------------------
@@ -245,7 +247,7 @@ class GroupCommitJournal(ABC):
             try:
                 conn = self._ensure_connection()
             except Exception as exc:
-                self._hand_out(group, [(False, _unreachable(exc))] * len(group))
+                self._hand_out(group, [(False, self._unreachable(exc))] * len(group))
                 return
             try:
                 self._begin(conn)
@@ -258,7 +260,7 @@ class GroupCommitJournal(ABC):
                     return
                 self._drop_connection()
                 if fresh:
-                    self._hand_out(group, [(False, _unreachable(exc))] * len(group))
+                    self._hand_out(group, [(False, self._unreachable(exc))] * len(group))
                     return
                 # A connection that died while idle (the server restarted) is found out at its
                 # first statement; nothing of this group was committed, so try it once afresh.
@@ -270,6 +272,7 @@ class GroupCommitJournal(ABC):
         else:
             outcomes = [(True, r) for r in results]
             self.commits += 1
+            self.reachable = True
             self.committed_ops += len(group)
         self._hand_out(group, outcomes)
 
@@ -292,7 +295,7 @@ class GroupCommitJournal(ABC):
         except Exception as exc:
             if self._lost(exc):
                 self._drop_connection()
-                return False, _unreachable(exc)
+                return False, self._unreachable(exc)
             if self._conn is not None:
                 self._safe_rollback(self._conn)
             if self._driver_error(exc):
@@ -306,8 +309,13 @@ class GroupCommitJournal(ABC):
         except Exception as exc:
             return False, self._commit_failed(exc)
         self.commits += 1
+        self.reachable = True
         self.committed_ops += 1
         return True, result
+
+    def _unreachable(self, exc: BaseException) -> JournalBusy:
+        self.reachable = False
+        return _unreachable_error(exc)
 
     def _driver_error(self, exc: BaseException) -> bool:
         return False
@@ -385,48 +393,10 @@ class GroupCommitJournal(ABC):
     # --- router -------------------------------------------------------------------------------
 
     async def route(self, routings: Sequence[Routing]) -> None:
-        q = self.q
-
         def op(conn: Any) -> None:
-            now = time.time()
             if any(r.deliveries for r in routings):
                 self._changed(conn, "delivery")
-            for r in routings:
-                for name, value in r.keys.items():
-                    conn.execute(
-                        q["insert_message_key"],
-                        {"name": name, "value": value, "message_id": r.message_id},
-                    )
-                if r.rejected is not None:
-                    conn.execute(
-                        q["mark_rejected"],
-                        {"id": r.message_id, "event": r.event, "reason": r.rejected},
-                    )
-                    continue
-                if (
-                    conn.execute(q["mark_routed"], {"id": r.message_id, "event": r.event}).rowcount
-                    != 1
-                ):
-                    continue  # routed already (a start-up scan met a live notification)
-                for d in r.deliveries:
-                    if d.coalesce and d.key is not None:
-                        conn.execute(
-                            q["supersede_pending"],
-                            {"flow": d.flow, "key": d.key, "message_id": r.message_id, "now": now},
-                        )
-                    conn.execute(
-                        q["insert_delivery"],
-                        {
-                            "message_id": r.message_id,
-                            "flow": d.flow,
-                            "flow_version": d.flow_version,
-                            "target": d.target,
-                            "key": d.key,
-                            "version": d.version,
-                            "safe_retry": bool(d.safe_retry),
-                            "now": now,
-                        },
-                    )
+            self._route_rows(conn, routings, time.time())
 
         await self._write(op)
 
@@ -499,66 +469,141 @@ class GroupCommitJournal(ABC):
         return await self._write(op)
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
-        q = self.q
-
         def op(conn: Any) -> list[bool]:
-            now = time.time()
-            recorded = []
-            for s in settlements:
-                cur = conn.execute(
-                    q["settle_delivery"],
-                    {
-                        "id": s.delivery_id,
-                        "token": s.token,
-                        "state": s.state,
-                        "spent": s.spent,
-                        "due_at": s.due_at,
-                        "error_class": s.error_class,
-                        "error": s.error,
-                        "now": now,
-                    },
-                )
-                if cur.rowcount != 1:
-                    recorded.append(False)  # fenced: another worker owns this delivery now
-                    continue
-                recorded.append(True)
-                if s.attempt is not None:
-                    a = s.attempt
-                    conn.execute(
-                        q["insert_attempt"],
-                        {
-                            "delivery_id": s.delivery_id,
-                            "started_at": a.started_at,
-                            "duration": a.duration,
-                            "request": a.request,
-                            "status": a.status,
-                            "response": a.response,
-                            "classification": a.classification,
-                            "error": a.error,
-                            "flow_version": a.flow_version,
-                        },
-                    )
-                if s.applied_version is not None and s.key is not None:
-                    conn.execute(
-                        q["record_applied"],
-                        {"flow": s.flow, "key": s.key, "version": s.applied_version},
-                    )
-                for x in s.xrefs:
-                    conn.execute(
-                        q["upsert_xref"],
-                        {
-                            "entity": x.entity,
-                            "system": x.system,
-                            "key": x.key,
-                            "other_system": x.other_system,
-                            "other_key": x.other_key,
-                            "delivery_id": s.delivery_id,
-                            "now": now,
-                        },
-                    )
-            return recorded
+            return self._settle_rows(conn, settlements, time.time())
 
         return await self._write(op)
+
+    def _route_rows(self, conn: Any, routings: Sequence[Routing], now: float) -> None:
+        """Keys, verdicts and deliveries of routed messages."""
+        self._many(
+            conn,
+            "insert_message_key",
+            [
+                {"name": name, "value": value, "message_id": r.message_id}
+                for r in routings
+                for name, value in r.keys.items()
+            ],
+        )
+        self._many(
+            conn,
+            "mark_rejected",
+            [
+                {"id": r.message_id, "event": r.event, "reason": r.rejected}
+                for r in routings
+                if r.rejected is not None
+            ],
+        )
+        verdicts = [{"id": r.message_id, "event": r.event} for r in routings if r.rejected is None]
+        # Routed already: a start-up scan met a live notification. Those get no deliveries.
+        routed = self._mark_routed(conn, verdicts) if verdicts else set()
+        deliveries = []
+        for r in routings:
+            if r.message_id not in routed:
+                continue
+            for d in r.deliveries:
+                row = {
+                    "message_id": r.message_id,
+                    "flow": d.flow,
+                    "flow_version": d.flow_version,
+                    "target": d.target,
+                    "key": d.key,
+                    "version": d.version,
+                    "safe_retry": bool(d.safe_retry),
+                }
+                if d.coalesce and d.key is not None:
+                    # In order, one at a time: each value supersedes the ones before it.
+                    conn.execute(
+                        self.q["supersede_pending"],
+                        {"flow": d.flow, "key": d.key, "message_id": r.message_id, "now": now},
+                    )
+                    self._many(conn, "insert_delivery", [row], now=now)
+                else:
+                    deliveries.append(row)
+        self._many(conn, "insert_delivery", deliveries, now=now)
+
+    def _settle_rows(self, conn: Any, settlements: Sequence[Settlement], now: float) -> list[bool]:
+        """Record outcomes, each fenced by its lease token; which ones were recorded."""
+        kept = self._settle_fenced(
+            conn,
+            [
+                {
+                    "id": s.delivery_id,
+                    "token": s.token,
+                    "state": s.state,
+                    "spent": s.spent,
+                    "due_at": s.due_at,
+                    "error_class": s.error_class,
+                    "error": s.error,
+                }
+                for s in settlements
+            ],
+            now,
+        )
+        recorded = [s for s in settlements if s.delivery_id in kept]
+        self._many(
+            conn,
+            "insert_attempt",
+            [
+                {
+                    "delivery_id": s.delivery_id,
+                    "started_at": s.attempt.started_at,
+                    "duration": s.attempt.duration,
+                    "request": s.attempt.request,
+                    "status": s.attempt.status,
+                    "response": s.attempt.response,
+                    "classification": s.attempt.classification,
+                    "error": s.attempt.error,
+                    "flow_version": s.attempt.flow_version,
+                }
+                for s in recorded
+                if s.attempt is not None
+            ],
+        )
+        self._many(
+            conn,
+            "record_applied",
+            [
+                {"flow": s.flow, "key": s.key, "version": s.applied_version}
+                for s in recorded
+                if s.applied_version is not None and s.key is not None
+            ],
+        )
+        self._many(
+            conn,
+            "upsert_xref",
+            [
+                {
+                    "entity": x.entity,
+                    "system": x.system,
+                    "key": x.key,
+                    "other_system": x.other_system,
+                    "other_key": x.other_key,
+                    "delivery_id": s.delivery_id,
+                }
+                for s in recorded
+                for x in s.xrefs
+            ],
+            now=now,
+        )
+        return [s.delivery_id in kept for s in settlements]
+
+    # --- statements over many rows: one each on SQLite, one set at a time on PostgreSQL --------
+
+    def _many(self, conn: Any, name: str, rows: list[dict[str, Any]], **same: Any) -> None:
+        """Run the named statement for each row (`same`: parameters shared by every row)."""
+        if rows:
+            conn.executemany(self.q[name], [{**row, **same} for row in rows])
+
+    def _mark_routed(self, conn: Any, rows: list[dict[str, Any]]) -> set[int]:
+        """Mark messages routed; the ids that were still waiting to be."""
+        q = self.q["mark_routed"]
+        return {row["id"] for row in rows if conn.execute(q, row).rowcount == 1}
+
+    def _settle_fenced(self, conn: Any, rows: list[dict[str, Any]], now: float) -> set[int]:
+        """Settle deliveries whose lease token still holds; their ids."""
+        q = self.q["settle_delivery"]
+        return {row["id"] for row in rows if conn.execute(q, {**row, "now": now}).rowcount == 1}
 
     async def expire_leases(self) -> list[int]:
         return await self._expire(time.time())
@@ -765,7 +810,7 @@ def _b(value: Any) -> bytes:
     return value if isinstance(value, bytes) else bytes(value)
 
 
-def _unreachable(exc: BaseException) -> JournalBusy:
+def _unreachable_error(exc: BaseException) -> JournalBusy:
     failure = JournalBusy(f"the journal is unreachable ({str(exc).strip() or type(exc).__name__})")
     failure.__cause__ = exc
     return failure

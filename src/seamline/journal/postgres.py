@@ -186,6 +186,22 @@ class PostgresJournal(GroupCommitJournal):
     def _ids(self, ids: Sequence[int]) -> list[int]:
         return list(ids)
 
+    def _many(
+        self, conn: psycopg.Connection[Any], name: str, rows: list[dict[str, Any]], **same: Any
+    ) -> None:
+        if rows:
+            conn.execute(Q[f"{name}_set"], {**_columns(rows), **same})
+
+    def _mark_routed(self, conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> set[int]:
+        return {r[0] for r in conn.execute(Q["mark_routed_set"], _columns(rows))}
+
+    def _settle_fenced(
+        self, conn: psycopg.Connection[Any], rows: list[dict[str, Any]], now: float
+    ) -> set[int]:
+        return {
+            r[0] for r in conn.execute(Q["settle_delivery_set"], {**_columns(rows), "now": now})
+        }
+
     async def _connect_async(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
             self.url, autocommit=True, **connection_options(self.ack_timeout)
@@ -265,6 +281,11 @@ class PostgresJournal(GroupCommitJournal):
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows of parameters as one array per column, for the `unnest` of a `*_set` statement."""
+    return {name: [row[name] for row in rows] for name in rows[0]}
 
 
 def _conforms(journal: PostgresJournal) -> Journal:

@@ -4,7 +4,7 @@
 -- insert_messages: append a group of received messages in one statement (group commit)
 INSERT INTO message (system, source_id, received_at, headers, body)
 SELECT * FROM unnest(%(systems)s::text[], %(source_ids)s::text[], %(received)s::float8[],
-                     %(headers)s::bytea[], %(bodies)s::bytea[])
+                     %(headers)b::bytea[], %(bodies)b::bytea[])
 ON CONFLICT (system, source_id) DO NOTHING
 RETURNING id, system, source_id;
 
@@ -83,3 +83,71 @@ WITH saved AS (
 INSERT INTO budget_use (target, owner, in_flight, until)
 VALUES (%(target)s, %(owner)s, %(in_flight)s, %(until)s)
 ON CONFLICT (target, owner) DO UPDATE SET in_flight = excluded.in_flight, until = excluded.until;
+
+-- The router's and the workers' statements over many rows, a set at a time: one round trip
+-- each, whatever the batch size. Parameters are arrays, one per column (`_many`).
+
+-- insert_message_key_set: business keys of messages, for search
+INSERT INTO message_key (name, value, message_id)
+SELECT * FROM unnest(%(name)s::text[], %(value)s::text[], %(message_id)s::bigint[])
+ON CONFLICT DO NOTHING;
+
+-- mark_rejected_set: messages that broke their source's contract
+UPDATE message m SET state = 'rejected', event = r.event, reason = r.reason
+FROM unnest(%(id)s::bigint[], %(event)s::text[], %(reason)s::text[]) AS r (id, event, reason)
+WHERE m.id = r.id AND m.state = 'received';
+
+-- mark_routed_set: messages decoded, about to get their deliveries; the ids still waiting
+UPDATE message m SET state = 'routed', event = r.event, reason = NULL
+FROM unnest(%(id)s::bigint[], %(event)s::text[]) AS r (id, event)
+WHERE m.id = r.id AND m.state = 'received'
+RETURNING m.id;
+
+-- insert_delivery_set: messages travelling through flows, in the order given (ids follow it:
+-- per-key ordering goes by delivery id)
+INSERT INTO delivery (message_id, flow, flow_version, target, key, version, safe_retry, state,
+                      due_at, created_at, updated_at)
+SELECT message_id, flow, flow_version, target, key, version, safe_retry, 'pending',
+       %(now)s, %(now)s, %(now)s
+FROM unnest(%(message_id)s::bigint[], %(flow)s::text[], %(flow_version)s::text[],
+            %(target)s::text[], %(key)s::text[], %(version)s::float8[], %(safe_retry)s::bool[])
+     WITH ORDINALITY AS d (message_id, flow, flow_version, target, key, version, safe_retry, n)
+ORDER BY n;
+
+-- settle_delivery_set: claimed deliveries' outcomes, each fenced by its lease token; the ids
+-- recorded
+UPDATE delivery d
+SET state = s.state, attempts = d.attempts + s.spent, due_at = s.due_at,
+    error_class = s.error_class, last_error = s.error, lease_owner = NULL, lease_until = NULL,
+    updated_at = %(now)s
+FROM unnest(%(id)s::bigint[], %(token)s::bigint[], %(state)s::text[], %(spent)s::int[],
+            %(due_at)s::float8[], %(error_class)s::text[], %(error)s::text[])
+     AS s (id, token, state, spent, due_at, error_class, error)
+WHERE d.id = s.id AND d.lease_token = s.token AND d.state = 'leased'
+RETURNING d.id;
+
+-- insert_attempt_set: tries of deliveries, as they happened on the wire
+INSERT INTO attempt (delivery_id, started_at, duration, request, status, response,
+                     classification, error, flow_version)
+SELECT * FROM unnest(%(delivery_id)s::bigint[], %(started_at)s::float8[], %(duration)s::float8[],
+                     %(request)b::bytea[], %(status)s::int[], %(response)b::bytea[],
+                     %(classification)s::text[], %(error)s::text[], %(flow_version)s::text[]);
+
+-- record_applied_set: the newest source version applied per key (a key twice in one set is
+-- one row: ON CONFLICT may touch a row only once per statement)
+INSERT INTO applied (flow, key, version)
+SELECT flow, key, max(version)
+FROM unnest(%(flow)s::text[], %(key)s::text[], %(version)s::float8[]) AS a (flow, key, version)
+GROUP BY flow, key
+ON CONFLICT (flow, key) DO UPDATE SET version = greatest(applied.version, excluded.version);
+
+-- upsert_xref_set: what deliveries learnt about entities in other systems; the last word wins
+INSERT INTO xref (entity, system, key, other_system, other_key, delivery_id, created_at)
+SELECT DISTINCT ON (entity, system, key, other_system)
+       entity, system, key, other_system, other_key, delivery_id, %(now)s
+FROM unnest(%(entity)s::text[], %(system)s::text[], %(key)s::text[], %(other_system)s::text[],
+            %(other_key)s::text[], %(delivery_id)s::bigint[])
+     WITH ORDINALITY AS x (entity, system, key, other_system, other_key, delivery_id, n)
+ORDER BY entity, system, key, other_system, n DESC
+ON CONFLICT (entity, system, key, other_system)
+DO UPDATE SET other_key = excluded.other_key, delivery_id = excluded.delivery_id;
