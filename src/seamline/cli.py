@@ -231,6 +231,9 @@ def status(
         return
     out.print(status_table(flows, systems))
     out.print(systems_table(systems))
+    for s in systems:
+        for text in s.warnings:
+            out.print(f"[yellow]warning[/] {s.system}: {text}")
 
 
 def _when(text: str | None) -> float | None:

@@ -23,6 +23,7 @@ from seamline.errors import (
     ThrottledError,
     TransientError,
 )
+from seamline.journal.base import NewMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class Exchange:
     duration: float
     error: SeamlineError | None = None
     refs: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """What the vendor said that an operator should see: a deprecated call, another version."""
 
 
 class Source(Protocol):
@@ -86,6 +89,39 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
+class PollJournal(Protocol):
+    """What a poller may do with the journal: append what it found, keep its place."""
+
+    async def append(self, message: NewMessage) -> int | None: ...
+    async def get_cursor(self, name: str) -> str | None: ...
+    async def set_cursor(self, name: str, value: str) -> None: ...
+    async def known_keys(self, name: str, values: Sequence[str]) -> set[str]:
+        """Which of `values` some routed message already carries as business key `name`."""
+        ...
+
+
+class Poller(Protocol):
+    """Asks a system what changed, to journal what its webhooks did not bring.
+
+    Run by the active scheduler every `interval` seconds. What it journals goes through the
+    same decode and routing as a webhook; it dedupes against messages already journaled, so
+    a change that came by webhook is not journaled again.
+    """
+
+    interval: float
+
+    async def poll(self, journal: PollJournal) -> int:
+        """One round; the number of messages journaled. Raises `SeamlineError` on failure."""
+        ...
+
+    @property
+    def warnings(self) -> Sequence[str]:
+        """What the vendor said that an operator should see (deprecations, versions)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Connector(Protocol):
     """One kind of system. Class attributes are the declaration `seamline check` reads."""
 
@@ -100,6 +136,10 @@ class Connector(Protocol):
     def source(self, name: str, options: BaseModel) -> Source: ...
 
     def sink(self, name: str, options: BaseModel) -> Sink: ...
+
+    def poller(self, name: str, options: BaseModel) -> Poller | None:
+        """The catch-up poller of a system configured to poll, else None."""
+        ...
 
 
 RETRYABLE = frozenset({408, 425, 500, 502, 503, 504})

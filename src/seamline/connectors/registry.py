@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from seamline.connectors.base import Connector
 from seamline.connectors.http.connector import HttpConnector
+from seamline.connectors.shopify.connector import ShopifyConnector
 
 CONNECTORS: dict[str, Connector] = {
     HttpConnector.kind: HttpConnector(),
+    ShopifyConnector.kind: ShopifyConnector(),
 }
 
 

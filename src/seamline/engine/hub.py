@@ -23,19 +23,19 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
 import uvicorn
 
-from seamline.connectors.base import Sink, Source
+from seamline.connectors.base import Poller, Sink, Source
 from seamline.engine.budget import Budget, BudgetLedger, BudgetView, Limits, MemoryLedger
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
-from seamline.errors import SeamlineError
+from seamline.errors import SeamlineError, ThrottledError
 from seamline.journal.base import StoredMessage
 from seamline.journal.ledger import PostgresLedger
 from seamline.journal.location import is_postgres, journal_for
@@ -100,6 +100,13 @@ class Hub:
                 self.sources[name] = system.connector.source(name, system.options)
             if name in targets:
                 self.sinks[name] = system.connector.sink(name, system.options)
+        self.pollers: dict[str, Poller] = {}
+        for name, system in project.systems.items():
+            poller = system.connector.poller(name, system.options)
+            if poller is not None:
+                self.pollers[name] = poller
+        self.warnings: dict[str, dict[str, float]] = {}
+        """Per system: what its vendor said that an operator should see, and since when."""
         self.ledger: BudgetLedger
         if isinstance(self.journal, PostgresJournal):
             self.ledger = PostgresLedger(self.journal.url, timeout=self.journal.ack_timeout)
@@ -214,6 +221,10 @@ class Hub:
                 sweeper = None
                 if self.schedules or self.delivers:
                     sweeper = tg.create_task(self._sweep_loop(), name="sweeper")
+                polling = [
+                    tg.create_task(self._poll_loop(name, poller), name=f"poll:{name}")
+                    for name, poller in (self.pollers.items() if self.schedules else ())
+                ]
                 serve = None
                 if listening is not None:
                     serve = await self._serve(tg, listening)
@@ -242,6 +253,8 @@ class Hub:
                     await router
                 if sweeper is not None:
                     sweeper.cancel()
+                for task in polling:
+                    task.cancel()
                 log.info(
                     "hub stopped",
                     extra={
@@ -254,6 +267,8 @@ class Hub:
         finally:
             for sink in self.sinks.values():
                 await sink.close()
+            for poller in self.pollers.values():
+                await poller.close()
             if isinstance(self.ledger, PostgresLedger):
                 await self.ledger.close()
             await self.journal.close()
@@ -375,6 +390,33 @@ class Hub:
                 if worker is not None:
                     worker.wake.set()
 
+    async def _poll_loop(self, name: str, poller: Poller) -> None:
+        """The active scheduler asks `name` what changed, every `interval` seconds; what it
+        journals is routed like any webhook."""
+        while True:
+            await self.leading.wait()
+            wait = poller.interval
+            try:
+                found = await poller.poll(self.journal)
+                if found:
+                    log.info(
+                        "catch-up poll found changes", extra={"system": name, "messages": found}
+                    )
+            except ThrottledError as exc:
+                wait = max(1.0, exc.retry_after or 1.0)
+                log.info("catch-up poll throttled", extra={"system": name, "wait": wait})
+            except Exception as exc:
+                log.warning("catch-up poll failed: %s", exc, extra={"system": name})
+            self._heard_warnings(name, poller.warnings)
+            await asyncio.sleep(wait)
+
+    def _heard_warnings(self, system: str, warnings: Sequence[str]) -> None:
+        known = self.warnings.setdefault(system, {})
+        for text in warnings:
+            if text not in known:
+                known[text] = time.time()
+                log.warning("vendor warning", extra={"system": system, "warning": text})
+
     async def _sweep_loop(self) -> None:
         state = {"last_purge": 0.0}
         while True:
@@ -389,6 +431,7 @@ class Hub:
         route stragglers, purge."""
         if self.delivers:
             await self._sweep_targets()
+        await self._publish_warnings()
         if not (self.schedules and self.leading.is_set()):
             return
         expired = await self.journal.expire_leases()
@@ -405,6 +448,13 @@ class Hub:
             purged = await self.journal.purge(before=time.time() - retention)
             if purged:
                 log.info("retention purge", extra={"payloads": purged})
+
+    async def _publish_warnings(self) -> None:
+        for name, worker in self.workers.items():
+            self._heard_warnings(name, worker.warnings)
+        for name, warnings in self.warnings.items():
+            if warnings:
+                await self.journal.set_cursor(f"warnings:{name}", orjson.dumps(warnings).decode())
 
     async def _sweep_targets(self) -> None:
         # Deliveries of a target whose circuit just closed are due now, not at their backoff.

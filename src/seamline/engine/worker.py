@@ -102,6 +102,8 @@ class TargetWorker:
         self.lease = lease
         self.stats = stats
         self.wake = asyncio.Event()
+        self.warnings: list[str] = []
+        """What the target said that an operator should see (deprecations, versions)."""
         self.recovered = False
         """Set when this target's circuit closed again; the hub then releases held deliveries."""
         self._stopping = False
@@ -212,6 +214,8 @@ class TargetWorker:
             attempt = _attempt(started, None, "contract", str(exc), flow)
             self.stats.dead += 1
             return self._settle(claimed, "dead", 1, now, "contract", str(exc), attempt)
+        if exchange.warnings:
+            self.warnings.extend(w for w in exchange.warnings if w not in self.warnings)
         return self._classify(claimed, flow, started, exchange, keys)
 
     def _classify(

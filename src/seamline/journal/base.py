@@ -197,6 +197,10 @@ class Journal(Protocol):
     async def audit(
         self, *, actor: str, action: str, target: str, detail: dict[str, Any]
     ) -> None: ...
+    async def known_keys(self, name: str, values: Sequence[str]) -> set[str]:
+        """Which of `values` some routed message already carries as business key `name`."""
+        ...
+
     async def get_cursor(self, name: str) -> str | None: ...
     async def set_cursor(self, name: str, value: str) -> None:
         """Named cursors: pollers' positions, the budgets a running hub publishes."""

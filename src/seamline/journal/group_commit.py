@@ -794,6 +794,18 @@ class GroupCommitJournal(ABC):
         rows = await self._query(self.q["get_cursor"], {"name": name})
         return str(rows[0][0]) if rows else None
 
+    async def known_keys(self, name: str, values: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(values), 500):
+            chunk = list(values[start : start + 500])
+            marks = ", ".join([self.marker] * len(chunk))
+            sql = (
+                "SELECT DISTINCT value FROM message_key "
+                f"WHERE name = {self.marker} AND value IN ({marks})"
+            )
+            found.update(str(r[0]) for r in await self._query(sql, [name, *chunk]))
+        return found
+
     async def set_cursor(self, name: str, value: str) -> None:
         q = self.q
         await self._write(

@@ -38,6 +38,9 @@ class SystemStatus:
     system: str
     rejected: int = 0
     budget: dict[str, Any] | None = None
+    warnings: dict[str, float] = field(default_factory=dict)
+    """What the vendor said that an operator should see (a deprecated call, another API
+    version), with when it was first seen."""
 
 
 async def snapshot(
@@ -59,6 +62,9 @@ async def snapshot(
         raw = await journal.get_cursor(f"budget:{name}")
         if raw:
             system.budget = orjson.loads(raw)
+        said = await journal.get_cursor(f"warnings:{name}")
+        if said:
+            system.warnings = orjson.loads(said)
     return list(flows.values()), list(systems.values())
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, PlainValidator, field_validator, model_validator
 
-from seamline.connectors.base import Sink, Source
+from seamline.connectors.base import Poller, Sink, Source
 from seamline.settings import Duration, Secret, Strict
 
 
@@ -99,3 +99,6 @@ class HttpConnector:
 
         assert isinstance(options, HttpOptions)
         return HttpSink(name, options)
+
+    def poller(self, name: str, options: BaseModel) -> Poller | None:
+        return None  # webhooks only
