@@ -449,14 +449,13 @@ def _load_flow(
                         f"it sends: {', '.join(declared)}",
                     )
                 )
-        if not getattr(source.options, "secrets", True):
+        for problem, fix in source.connector.check(source.options, role="source"):
             found.append(
                 Problem(
                     f"systems/{source.name}.yaml",
                     None,
-                    f"flow '{path.stem}' receives from '{source.name}', "
-                    "which has no webhook secrets",
-                    "add connection.secrets: [${VARIABLE}] with the whsec_ signing secret",
+                    f"flow '{path.stem}' receives from '{source.name}', {problem}",
+                    fix,
                 )
             )
 
@@ -487,13 +486,13 @@ def _load_flow(
                 target_options = operation.model_validate(_section(raw, "target", "options") or {})
             except ValidationError as exc:
                 found.extend(_validation_problems(doc, exc, ("target", "options")))
-        if getattr(target.options, "base_url", "set") is None:
+        for problem, fix in target.connector.check(target.options, role="target"):
             found.append(
                 Problem(
                     f"systems/{target.name}.yaml",
                     None,
-                    f"flow '{path.stem}' delivers to '{target.name}', which has no base_url",
-                    "add connection.base_url",
+                    f"flow '{path.stem}' delivers to '{target.name}', {problem}",
+                    fix,
                 )
             )
 

@@ -13,7 +13,7 @@ import email.utils
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -139,6 +139,12 @@ class Connector(Protocol):
 
     def poller(self, name: str, options: BaseModel) -> Poller | None:
         """The catch-up poller of a system configured to poll, else None."""
+        ...
+
+    def check(
+        self, options: BaseModel, *, role: Literal["source", "target"]
+    ) -> list[tuple[str, str]]:
+        """What the connection lacks to serve as a flow's source or target: (problem, fix)."""
         ...
 
 

@@ -102,3 +102,18 @@ class HttpConnector:
 
     def poller(self, name: str, options: BaseModel) -> Poller | None:
         return None  # webhooks only
+
+    def check(
+        self, options: BaseModel, *, role: Literal["source", "target"]
+    ) -> list[tuple[str, str]]:
+        assert isinstance(options, HttpOptions)
+        if role == "source" and not options.secrets:
+            return [
+                (
+                    "which has no webhook secrets",
+                    'add connection.secrets: ["${VARIABLE}"] with the whsec_ signing secret',
+                )
+            ]
+        if role == "target" and options.base_url is None:
+            return [("which has no base_url", "add connection.base_url")]
+        return []

@@ -7,7 +7,7 @@ connection:
   shop: acme.myshopify.com
   api_version: "2026-07"            # pinned; Shopify answers with the version it really used
   access_token: ${SHOPIFY_TOKEN}     # Admin API token (custom app)
-  secrets: [${SHOPIFY_SECRET}]       # the app's client secret; add the old one while rotating
+  secrets: ["${SHOPIFY_SECRET}"]     # the app's client secret; add the old one while rotating
   poll: {interval: 60s}              # catch-up polling of orders and products (optional)
 ```
 """
@@ -197,3 +197,23 @@ class ShopifyConnector:
 
         assert isinstance(options, ShopifyOptions)
         return ShopifyPoller(name, options) if options.poll is not None else None
+
+    def check(
+        self, options: BaseModel, *, role: Literal["source", "target"]
+    ) -> list[tuple[str, str]]:
+        assert isinstance(options, ShopifyOptions)
+        if role == "source" and not options.secrets:
+            return [
+                (
+                    "which has no webhook secrets",
+                    'add connection.secrets: ["${VARIABLE}"] with the app\'s client secret',
+                )
+            ]
+        if role == "target" and options.access_token is None:
+            return [
+                (
+                    "which has no access token",
+                    "add connection.access_token: ${VARIABLE} with the Admin API token",
+                )
+            ]
+        return []
