@@ -59,7 +59,22 @@ class ShopifySource:
         if isinstance(wrapped, dict) and len(payload) == 1:
             payload = wrapped
         reader = Reader(topic, self.options.currency)
-        data, keys = DECODERS[resource](reader, payload)
+        try:
+            data, keys = DECODERS[resource](reader, payload)
+        except (
+            TypeError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            ValueError,
+            ArithmeticError,
+        ) as exc:
+            # A value of another type where Shopify documents an object, list or number: the
+            # payload breaks the contract. Say so, with what was found, instead of crashing.
+            raise ContractError(
+                f"{topic}: the payload does not have Shopify's documented shape "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         updated = payload.get("updated_at")
         version = epoch(updated) if isinstance(updated, str) else None
         return Event(name, data, {k: v for k, v in keys.items() if v}, version)
