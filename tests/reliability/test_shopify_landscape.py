@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -27,7 +30,9 @@ from tests.reliability.harness import Hub, Project, Sink, drained, free_port, qu
 ORDER_TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled")
 
 
-def write_project(root: Path, sim: ShopifySimulator, *, sink_port: int, poll: str = "") -> Project:
+def write_project(
+    root: Path, sim: ShopifySimulator, *, sink_port: int, poll: str = "", api_version: str = ""
+) -> Project:
     """Shop orders to a recording sink; stock from an ERP (Standard Webhooks) to the shop."""
     for folder in ("systems", "flows", "secrets"):
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -41,7 +46,8 @@ def write_project(root: Path, sim: ShopifySimulator, *, sink_port: int, poll: st
     )
     (root / "systems" / "shop.yaml").write_text(
         "kind: shopify\nconnection:\n"
-        f"  shop: {sim.shop}\n  base_url: {sim.url}\n  api_version: '{sim.api_version}'\n"
+        f"  shop: {sim.shop}\n  base_url: {sim.url}\n"
+        f"  api_version: '{api_version or sim.api_version}'\n"
         f"  currency: {sim.store.currency}\n"
         "  access_token: {file: secrets/token}\n  secrets: [{file: secrets/shop}]\n"
         + (f"  poll: {poll}\n" if poll else "")
@@ -90,6 +96,7 @@ def landscape(
     scenario: Callable[[ShopifySimulator, Project], Any],
     *,
     poll: str = "",
+    api_version: str = "",
     graphql_bucket: tuple[float, float] = (2000.0, 100.0),
 ) -> tuple[Sink, Project, dict[int, str]]:
     """Run `scenario` with a simulator, a hub and a sink; the sim's final order versions."""
@@ -101,7 +108,9 @@ def landscape(
         async with ShopifySimulator(
             seed=11, time_scale=0.001, faults=faults, graphql_bucket=graphql_bucket
         ) as sim:
-            project = write_project(tmp_path / "project", sim, sink_port=sink.port, poll=poll)
+            project = write_project(
+                tmp_path / "project", sim, sink_port=sink.port, poll=poll, api_version=api_version
+            )
             hub = Hub(project, tmp_path / "hub.log")
             await hub.start(within=30)
             try:
@@ -167,15 +176,31 @@ def test_dropped_webhooks_are_found_by_the_poller(tmp_path: Path) -> None:
             await asyncio.sleep(0.5)
         raise AssertionError("the poller did not bring every dropped order")
 
-    faults = Faults(drop_rate=0.5)
+    # The project pins a version Shopify no longer serves, and Shopify marks REST deprecated
+    faults = Faults(drop_rate=0.5, deprecated=True)
     _sink, project, final = landscape(
-        tmp_path, faults, scenario, poll="{interval: 1s, start: 1h, overlap: 5s}"
+        tmp_path,
+        faults,
+        scenario,
+        poll="{interval: 1s, start: 1h, overlap: 5s}",
+        api_version="2025-01",
     )
     polled = query(
         project.dir / "journal.db", "SELECT count(*) FROM message WHERE source_id LIKE 'poll:%'"
     )
     assert polled[0][0] > 0
     assert len(final) == 20
+    # Both reach the operator: on the system in `seamline status`
+    status = subprocess.run(
+        [sys.executable, "-m", "seamline.cli", "status", str(project.dir), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (shop,) = [s for s in json.loads(status.stdout)["systems"] if s["system"] == "shop"]
+    said = " | ".join(shop["warnings"])
+    assert "asked for API version 2025-01, Shopify answered with 2025-07" in said
+    assert "deprecated call" in said
 
 
 @pytest.mark.timeout(180)

@@ -255,6 +255,10 @@ class Hub:
                     sweeper.cancel()
                 for task in polling:
                     task.cancel()
+                try:
+                    await self._publish_warnings()  # what was heard since the last sweep
+                except Exception:
+                    log.exception("could not keep the vendors' warnings")
                 log.info(
                     "hub stopped",
                     extra={
