@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 def write_project(
-    root: Path, *, hub_port: int, sink_port: int, event: str = "order.updated"
+    root: Path, *, hub_port: int, sink_port: int, event: str = "order.updated", loops: int = 2
 ) -> str:
     """The sandbox's shop project, tuned for throughput; its secret."""
     return write_shop_project(
@@ -35,6 +35,7 @@ def write_project(
         sink_port=sink_port,
         event=event,
         batch=200,
+        loops=loops,
         lease="30s",
         max_pending=50_000,
         timeout="10s",

@@ -53,12 +53,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=3000.0, help="offered webhooks/s")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--drain-limit", type=float, default=120.0)
+    parser.add_argument("--loops", type=int, default=2, help="claim loops per target")
     args = parser.parse_args()
     noise = other_cpu_cores()
     with tempfile.TemporaryDirectory(prefix="seamline-bench-") as tmp:
         root = Path(tmp)
         hub_port, sink_port = free_port(), free_port()
-        secret = write_project(root, hub_port=hub_port, sink_port=sink_port)
+        secret = write_project(root, hub_port=hub_port, sink_port=sink_port, loops=args.loops)
         journal = root / "journal.db"
         sink = start(
             [

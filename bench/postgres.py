@@ -121,7 +121,7 @@ OPEN = (
 
 
 def landscape(
-    pg: LocalPostgres | None, workers: int, seconds: float, rate: float
+    pg: LocalPostgres | None, workers: int, seconds: float, rate: float, *, loops: int = 2
 ) -> dict[str, Any]:
     """The shop → hub → sink landscape under `rate`/s for `seconds`: on PostgreSQL (`pg`) with
     one ingest, one scheduler and `workers` worker processes, or on SQLite in one process."""
@@ -129,7 +129,7 @@ def landscape(
     with tempfile.TemporaryDirectory(prefix="seamline-bench-pg-") as tmp:
         root = Path(tmp)
         hub_port, sink_port = free_port(), free_port()
-        secret = write_project(root, hub_port=hub_port, sink_port=sink_port)
+        secret = write_project(root, hub_port=hub_port, sink_port=sink_port, loops=loops)
         if url:
             with (root / "seamline.yaml").open("a") as f:
                 f.write(f"journal: {url}\n")
@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=4000.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--loops", type=int, default=2, help="claim loops per target per process")
     args = parser.parse_args()
     pg = LocalPostgres().start()
     try:
@@ -240,7 +241,7 @@ def main() -> None:
         results = [landscape(None, 1, args.seconds, args.rate)]
         print(describe(results[0], args.rate, raw))
         for n in args.workers:
-            results.append(landscape(pg, n, args.seconds, args.rate))
+            results.append(landscape(pg, n, args.seconds, args.rate, loops=args.loops))
             print(describe(results[-1], args.rate, raw))
         print(json.dumps({"raw": raw, "product": results}))
     finally:

@@ -19,6 +19,7 @@ def write_shop_project(
     sink_port: int,
     event: str = "order.updated",
     batch: int = 100,
+    loops: int = 2,
     lease: str = "10s",
     max_pending: int = 20_000,
     timeout: str = "5s",
@@ -37,7 +38,8 @@ def write_shop_project(
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "secrets" / "shop.secret").write_text(secret)
     (root / "seamline.yaml").write_text(
-        f"listen: 127.0.0.1:{hub_port}\nworker: {{batch: {batch}, lease: {lease}}}\n"
+        f"listen: 127.0.0.1:{hub_port}\n"
+        f"worker: {{batch: {batch}, lease: {lease}, loops: {loops}}}\n"
         f"ingest: {{max_pending: {max_pending}}}\nlog_level: warning\n"
         + (f"journal: {journal}\n" if journal else "")
     )
