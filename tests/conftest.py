@@ -15,6 +15,7 @@ from seamline.journal.group_commit import GroupCommitJournal
 from seamline.journal.postgres import PostgresJournal
 from seamline.journal.sqlite import SqliteJournal
 from seamline.sandbox.postgres import LocalPostgres
+from tests.tryton_fixtures import tryton, tryton_options  # noqa: F401  (one real Tryton per session)
 
 _databases = itertools.count(1)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -42,6 +42,17 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def _require_secret(value: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    raise ValueError("write secrets as ${VARIABLE} or {file: path}, never as text in the file")
+
+
+SecretRef = Annotated[Secret, PlainValidator(_require_secret)]
+"""A credential in a connector's options: resolved by the project loader from `${VAR}` or
+`{file: path}`; literal text is refused."""
 
 
 class SecretMissing(Exception):

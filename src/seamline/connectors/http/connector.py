@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, PlainValidator, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from seamline.connectors.base import Poller, Sink, Source
-from seamline.settings import Duration, Secret, Strict
-
-
-def _require_secret(value: Any) -> Secret:
-    if isinstance(value, Secret):
-        return value
-    raise ValueError("write secrets as ${VARIABLE} or {file: path}, never as text in the file")
-
+from seamline.settings import Duration, Secret, SecretRef, Strict
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-SecretRef = Annotated[Secret, PlainValidator(_require_secret)]
 
 
 class HttpOptions(Strict):

@@ -16,24 +16,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, PlainValidator, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from seamline.connectors.base import Poller, Sink, Source
-from seamline.settings import Duration, Secret, Strict
+from seamline.settings import Duration, SecretRef, Strict
 
 API_VERSION = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
 SHOP = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
-
-
-def _require_secret(value: Any) -> Secret:
-    if isinstance(value, Secret):
-        return value
-    raise ValueError("write secrets as ${VARIABLE} or {file: path}, never as text in the file")
-
-
-SecretRef = Annotated[Secret, PlainValidator(_require_secret)]
 
 
 class PollOptions(Strict):

@@ -1,0 +1,1 @@
+"""A 3PL over an SFTP file drop: order files in, shipment and inventory files out."""
