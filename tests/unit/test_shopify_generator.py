@@ -105,7 +105,15 @@ CUSTOMER_KEYS = [
     "admin_graphql_api_id", "default_address",
 ]  # fmt: skip
 LEVEL_KEYS = ["inventory_item_id", "location_id", "available", "updated_at", "admin_graphql_api_id"]
-TIMES = {"created_at", "updated_at", "processed_at", "closed_at", "cancelled_at", "published_at"}
+TIMES = {
+    "created_at",
+    "updated_at",
+    "processed_at",
+    "closed_at",
+    "cancelled_at",
+    "published_at",
+    "consent_updated_at",
+}
 
 
 class Recorder:
