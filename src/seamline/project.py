@@ -364,6 +364,16 @@ def _load_system(path: Path, root: Path, problems: list[Problem]) -> System | No
             )
         )
         return None
+    own = doc.data.get("budget") if isinstance(doc.data, dict) else None
+    if found.default_budget:
+        # What the vendor can take, unless the file says otherwise (key by key).
+        given = own if isinstance(own, dict) else {}
+        try:
+            budget = BudgetSpec.model_validate({**found.default_budget, **given})
+        except ValidationError as exc:
+            problems.extend(_validation_problems(doc, exc, ("budget",)))
+            return None
+        spec = spec.model_copy(update={"budget": budget})
     connection = _resolve_secrets(spec.connection, doc, ("connection",), root, problems)
     try:
         options = found.options.model_validate(connection)

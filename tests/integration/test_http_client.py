@@ -161,3 +161,21 @@ def _close_after_one() -> Handler:
     return answering(
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", then_close=True
     )
+
+
+def test_a_pooled_connection_already_closing_is_not_written_to() -> None:
+    # A proxy or the server dropped it while idle; its loss is not delivered yet
+    async def go() -> None:
+        server = Server(answering(OK))
+        async with server as url:
+            client = HttpClient(url, timeout=2)
+            assert (await client.request("POST", "/", headers={}, body=b"{}")).status == 200
+            (idle,) = client._idle
+            assert idle.transport is not None
+            idle.transport.close()
+            answer = await client.request("POST", "/", headers={}, body=b"{}")
+            await client.close()
+        assert answer.status == 200
+        assert server.connections == 2
+
+    asyncio.run(go())

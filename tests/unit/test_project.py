@@ -189,3 +189,24 @@ def test_secrets_never_appear_in_problems(project: Path) -> None:
         load_project(project)
     assert secret not in str(caught.value)
     assert secret[6:] not in repr(caught.value.problems)
+
+
+BUDGETS = [
+    # what the system file says, the budget the hub uses (rate, concurrency)
+    ("", (2.0, 2)),
+    ("budget: {concurrency: 1}\n", (2.0, 1)),
+    ("budget: {rate: 5, concurrency: 3}\n", (5.0, 3)),
+]
+
+
+@pytest.mark.parametrize(("written", "used"), BUDGETS, ids=["none", "concurrency only", "both"])
+def test_a_system_without_a_budget_gets_what_its_vendor_can_take(
+    project: Path, monkeypatch: pytest.MonkeyPatch, written: str, used: tuple[float, int]
+) -> None:
+    monkeypatch.setenv("ERP_PASSWORD", "x")
+    (project / "systems" / "erp.yaml").write_text(
+        "kind: tryton\nconnection:\n  url: http://127.0.0.1:8000\n  database: shop\n"
+        "  username: admin\n  password: ${ERP_PASSWORD}\n" + written
+    )
+    budget = load_project(project).systems["erp"].spec.budget
+    assert (budget.rate, budget.concurrency) == used

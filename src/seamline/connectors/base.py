@@ -128,6 +128,8 @@ class Connector(Protocol):
     kind: ClassVar[str]
     options: ClassVar[type[BaseModel]]
     operations: ClassVar[Mapping[str, type[BaseModel]]]
+    default_budget: ClassVar[Mapping[str, Any]]
+    """What the vendor can take (`budget:` keys), for systems whose file does not say."""
 
     def enumerations(self, options: BaseModel) -> Mapping[str, Sequence[str]]:
         """Closed value sets in this system's events, by source path (`line_items[].status`)."""

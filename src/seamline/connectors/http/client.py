@@ -89,9 +89,16 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
         return self.waiter
 
+    def eof_received(self) -> bool | None:
+        # The peer closed its side (an idle keep-alive timeout, a proxy cut): never reuse it,
+        # even before `connection_lost` arrives.
+        self.closed = True
+        return None
+
     @property
     def reusable(self) -> bool:
-        return not self.closed and self._keep_alive
+        closing = self.transport is None or self.transport.is_closing()
+        return not self.closed and not closing and self._keep_alive
 
     def abort(self) -> None:
         self.closed = True
@@ -130,7 +137,12 @@ class HttpClient:
         data = "".join(head).encode("latin-1") + body
         connection = await self._acquire()
         loop = asyncio.get_running_loop()
-        answer = connection.send(data)
+        try:
+            answer = connection.send(data)
+        except RuntimeError as exc:  # the transport closed between acquire and write
+            connection.abort()
+            self._all.discard(connection)
+            raise ConnectFailed(f"connection to {self.host}:{self.port} closed: {exc}") from None
         deadline = loop.call_later(self.timeout, _expire, connection, self.timeout)
         try:
             response = await answer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -75,6 +75,7 @@ class HttpConnector:
     kind: ClassVar[str] = "http"
     options: ClassVar[type[BaseModel]] = HttpOptions
     operations: ClassVar[Mapping[str, type[BaseModel]]] = {"request": RequestOperation}
+    default_budget: ClassVar[Mapping[str, Any]] = {}
 
     def enumerations(self, options: BaseModel) -> Mapping[str, Sequence[str]]:
         assert isinstance(options, HttpOptions)

@@ -15,7 +15,7 @@ connection:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -145,6 +145,8 @@ class SftpCsvConnector:
     kind: ClassVar[str] = "sftp_csv"
     options: ClassVar[type[BaseModel]] = SftpCsvOptions
     operations: ClassVar[Mapping[str, type[BaseModel]]] = OPERATIONS
+    # one SFTP login per merchant: a few sessions at most
+    default_budget: ClassVar[Mapping[str, Any]] = {"concurrency": 2}
 
     def enumerations(self, options: BaseModel) -> Mapping[str, Sequence[str]]:
         return {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -167,6 +167,8 @@ class ShopifyConnector:
     kind: ClassVar[str] = "shopify"
     options: ClassVar[type[BaseModel]] = ShopifyOptions
     operations: ClassVar[Mapping[str, type[BaseModel]]] = OPERATIONS
+    # a standard shop restores 100 cost points/s
+    default_budget: ClassVar[Mapping[str, Any]] = {"concurrency": 8}
 
     def enumerations(self, options: BaseModel) -> Mapping[str, Sequence[str]]:
         return ENUMERATIONS

@@ -18,7 +18,7 @@ budget:                         # Tryton confirms about 2 sales/s, slower beyond
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -104,6 +104,10 @@ class TrytonConnector:
     kind: ClassVar[str] = "tryton"
     options: ClassVar[type[BaseModel]] = TrytonOptions
     operations: ClassVar[Mapping[str, type[BaseModel]]] = OPERATIONS
+    default_budget: ClassVar[Mapping[str, Any]] = {
+        "rate": RECOMMENDED_RATE,
+        "concurrency": RECOMMENDED_CONCURRENCY,
+    }
 
     def enumerations(self, options: BaseModel) -> Mapping[str, Sequence[str]]:
         return {}

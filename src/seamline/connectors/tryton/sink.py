@@ -29,7 +29,7 @@ from seamline.connectors.tryton.connector import (
     TrytonOptions,
     UpsertProduct,
 )
-from seamline.errors import ContractError, PermanentError, SeamlineError
+from seamline.errors import ContractError, PermanentError, SeamlineError, TransientError
 
 PRICE = Decimal("0.0001")
 """Tryton's default price digits (sale line `unit_price`)."""
@@ -124,7 +124,14 @@ class TrytonSink:
             record: dict[str, Any] = {"name": name, "addresses": [["create", [values or {}]]]}
             if mechanisms:
                 record["contact_mechanisms"] = [["create", mechanisms]]
-            (party,) = await self.client.model("party.party", "create", [record], write=True)
+            try:
+                (party,) = await self.client.model("party.party", "create", [record], write=True)
+            except PermanentError as exc:
+                # Tryton numbers parties from a sequence that two transactions can read at once
+                # on SQLite; the retry looks the party up again or gets the next number.
+                if "must be unique" not in str(exc):
+                    raise
+                raise TransientError(str(exc)) from None
         return party, await self._address(party, values)
 
     async def _address(self, party: int, values: dict[str, Any] | None) -> int | None:
