@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from seamline.connectors.base import Connector
 from seamline.connectors.registry import CONNECTORS
@@ -32,6 +33,7 @@ from seamline.errors import Problem, ProjectError
 from seamline.settings import (
     Duration,
     HubSettings,
+    Secret,
     SecretMissing,
     Strict,
     environment_overrides,
@@ -316,6 +318,25 @@ def _resolve_secrets(
     return value
 
 
+def _plain_outside_secrets(connection: Any, options: type[BaseModel]) -> Any:
+    """`${VAR}` and `{file: ...}` also fill options that are not credentials (an address, a
+    port, a shop's domain): there the value is plain text, since nothing needs hiding."""
+    if not isinstance(connection, dict):
+        return connection
+    plain = dict(connection)
+    for name, value in connection.items():
+        field = options.model_fields.get(name)
+        if isinstance(value, Secret) and field is not None and not _takes_secret(field.annotation):
+            plain[name] = value.reveal()
+    return plain
+
+
+def _takes_secret(annotation: Any) -> bool:
+    if annotation is Secret:
+        return True
+    return any(_takes_secret(arg) for arg in typing.get_args(annotation))
+
+
 def _name_ok(path: Path, root: Path, problems: list[Problem]) -> bool:
     if _NAME.match(path.stem):
         return True
@@ -375,6 +396,7 @@ def _load_system(path: Path, root: Path, problems: list[Problem]) -> System | No
             return None
         spec = spec.model_copy(update={"budget": budget})
     connection = _resolve_secrets(spec.connection, doc, ("connection",), root, problems)
+    connection = _plain_outside_secrets(connection, found.options)
     try:
         options = found.options.model_validate(connection)
     except ValidationError as exc:

@@ -210,3 +210,17 @@ def test_a_system_without_a_budget_gets_what_its_vendor_can_take(
     )
     budget = load_project(project).systems["erp"].spec.budget
     assert (budget.rate, budget.concurrency) == used
+
+
+def test_addresses_may_come_from_the_environment_and_stay_plain_text(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ERP_URL", "http://127.0.0.1:8123")
+    monkeypatch.setenv("ERP_PASSWORD", "hush")
+    (project / "systems" / "erp.yaml").write_text(
+        "kind: tryton\nconnection:\n  url: ${ERP_URL}\n  database: shop\n"
+        "  username: admin\n  password: ${ERP_PASSWORD}\n"
+    )
+    options = load_project(project).systems["erp"].options
+    assert options.url == "http://127.0.0.1:8123"  # type: ignore[attr-defined]
+    assert repr(options.password) == "Secret('***')"  # type: ignore[attr-defined]
