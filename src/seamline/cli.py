@@ -432,14 +432,34 @@ def _edit(data: dict[str, Any]) -> bytes | None:
 
 @app.command()
 def demo(
-    duration: Annotated[float, typer.Option(help="Seconds to run")] = 30.0,
-    rate: Annotated[float, typer.Option(help="Webhooks per second")] = 200.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Seconds to run [default: 60; 30 with --basic]", show_default=False),
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Webhooks per second (--basic)")] = 200.0,
     keep: Annotated[Path | None, typer.Option(help="Keep the demo project in this folder")] = None,
+    landscape: Annotated[
+        bool,
+        typer.Option(
+            "--landscape/--basic",
+            help="The whole demo shop (Shopify and 3PL simulators, a real Tryton installed the "
+            "first time, the hub; orders with faults), or the basic webhook-to-sink demo",
+        ),
+    ] = True,
 ) -> None:
-    """A webshop sends signed orders, the hub delivers them to a local order system; live table."""
+    """The demo shop: orders from a simulated Shopify become Tryton sales and 3PL files, parcels
+    come back as fulfillments, stock follows; live summary, Ctrl-C stops everything."""
+    if landscape:
+        from seamline.demo_landscape import landscape as run_landscape
+
+        raise typer.Exit(
+            run_landscape(duration=60.0 if duration is None else duration, keep=keep, console=out)
+        )
     from seamline.demo import run_demo
 
-    code = _run(run_demo(duration=duration, rate=rate, keep=keep, console=out))
+    code = _run(
+        run_demo(duration=30.0 if duration is None else duration, rate=rate, keep=keep, console=out)
+    )
     raise typer.Exit(code)
 
 
