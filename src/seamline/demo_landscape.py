@@ -36,6 +36,7 @@ from seamline.errors import SeamlineError
 from seamline.observe import log as logs
 from seamline.observe.status import OPEN_STATES, snapshot
 from seamline.project import load_project
+from seamline.sandbox.fault_proxy import FaultProxy
 from seamline.sandbox.shopify import Faults, ShopifySimulator
 from seamline.sandbox.threepl import ThreePLSimulator
 from seamline.sandbox.tryton import PINS, LocalTryton
@@ -198,7 +199,7 @@ async def _landscape(tryton: LocalTryton, plan: Plan, outcome: Outcome, console:
                 inventory_interval=200,
             )
         )
-        erp_link = await stack.enter_async_context(_CutProxy(tryton.port))
+        erp_link = await stack.enter_async_context(FaultProxy(tryton.port))
         skus = sorted({v["sku"] for v in shop.store.variants.values() if v["sku"]})
         for sku in skus:
             await erp.upsert_product({"sku": sku, "name": f"Demo {sku}"})
@@ -252,7 +253,7 @@ async def _trickle(
     shop: ShopifySimulator,
     warehouse: ThreePLSimulator,
     erp: TrytonSink,
-    erp_link: _CutProxy,
+    erp_link: FaultProxy,
     plan: Plan,
     outcome: Outcome,
     console: Console,
@@ -320,7 +321,7 @@ async def _trickle(
 
 
 def _observe(
-    shop: ShopifySimulator, warehouse: ThreePLSimulator, erp_link: _CutProxy, outcome: Outcome
+    shop: ShopifySimulator, warehouse: ThreePLSimulator, erp_link: FaultProxy, outcome: Outcome
 ) -> None:
     outcome.order_files = len(warehouse.orders_received)
     outcome.shipment_files = len(warehouse.shipments_written)
@@ -373,91 +374,3 @@ def _where_to_look(outcome: Outcome, console: Console) -> None:
         f"  seamline replay {project} --dry-run\n"
         f"  journal: {project / 'journal.db'}"
     )
-
-
-class _CutProxy:
-    """A TCP proxy on loopback to cut, to take the ERP away without stopping it.
-
-    While cut, the port stays bound and every new connection is accepted and closed at once;
-    open connections are aborted mid-stream, as when a server dies.
-    """
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.refused = 0
-        self.is_cut = False
-        self._server: asyncio.Server | None = None
-        self._open: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the proxy is not started")
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> _CutProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._abort_all()
-            await self._server.wait_closed()
-
-    async def cut(self) -> None:
-        self.is_cut = True
-        await self._abort_all()
-
-    def restore(self) -> None:
-        self.is_cut = False
-
-    async def _abort_all(self) -> None:
-        for writer in list(self._open):
-            writer.transport.abort()
-        pipes = list(self._pipes)
-        for pipe in pipes:
-            pipe.cancel()
-        for pipe in pipes:
-            with contextlib.suppress(asyncio.CancelledError):
-                await pipe
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.is_cut:
-            self.refused += 1
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._open.update((writer, up_writer))
-        pipes = (
-            asyncio.create_task(self._pipe(reader, up_writer)),
-            asyncio.create_task(self._pipe(up_reader, writer)),
-        )
-        self._pipes.update(pipes)
-        try:
-            await asyncio.gather(*pipes, return_exceptions=True)
-        finally:
-            self._pipes.difference_update(pipes)
-            for w in (writer, up_writer):
-                self._open.discard(w)
-                w.transport.abort()
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        if not writer.transport.is_closing():
-            with contextlib.suppress(OSError):
-                writer.write_eof()

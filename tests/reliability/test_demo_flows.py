@@ -23,11 +23,11 @@ import pytest
 
 from seamline.connectors.tryton.connector import TrytonOptions
 from seamline.connectors.tryton.sink import TrytonSink
+from seamline.sandbox.fault_proxy import FaultProxy
 from seamline.sandbox.shopify import ShopifySimulator
 from seamline.sandbox.threepl import ThreePLSimulator
 from seamline.sandbox.tryton import LocalTryton
 from seamline.settings import Secret
-from tests.reliability.fault_proxy import FaultProxy
 from tests.reliability.harness import Hub, Project, drained, free_port, query
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "demo-shop"

@@ -35,6 +35,10 @@ class FaultProxy:
         return port
 
     @property
+    def is_cut(self) -> bool:
+        return self._cut
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
