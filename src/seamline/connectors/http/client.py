@@ -113,7 +113,10 @@ class _Connection(asyncio.Protocol):
 class HttpClient:
     """Requests to one origin (`http://host:port` or `https://...`) over pooled connections."""
 
-    def __init__(self, base_url: str, *, timeout: float, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float, connect_timeout: float | None = None
+    ) -> None:
+        """No connection is made here: the first request opens one (in the running loop)."""
         url = urllib.parse.urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"not an http(s) URL: {base_url}")
@@ -121,7 +124,7 @@ class HttpClient:
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.prefix = url.path.rstrip("/")
         self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = min(5.0, timeout) if connect_timeout is None else connect_timeout
         self._ssl = ssl.create_default_context() if url.scheme == "https" else None
         default_port = self.port == (443 if url.scheme == "https" else 80)
         self._host_header = self.host if default_port else f"{self.host}:{self.port}"

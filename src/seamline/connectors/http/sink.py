@@ -56,18 +56,12 @@ class HttpSink:
         }
         self._headers.setdefault("Content-Type", "application/json")
         self._base = (options.base_url or "").rstrip("/")
-        self._client: HttpClient | None = None
+        self._client = HttpClient(self._base, timeout=options.timeout)
 
     def idempotent(self, operation: str, options: Mapping[str, Any]) -> bool:
         return self.options.idempotent
 
     def client(self) -> HttpClient:
-        if self._client is None:
-            self._client = HttpClient(
-                self._base,
-                timeout=self.options.timeout,
-                connect_timeout=min(5.0, self.options.timeout),
-            )
         return self._client
 
     async def send(
@@ -110,9 +104,7 @@ class HttpSink:
         )
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._client.close()
 
 
 def _refs(answer: bytes, paths: Mapping[str, str]) -> dict[str, str]:

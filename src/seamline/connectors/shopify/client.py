@@ -73,7 +73,7 @@ class ShopifyClient:
         self.name = name
         self.options = options
         self.version = options.api_version
-        self._http: HttpClient | None = None
+        self._http = HttpClient(options.url, timeout=options.timeout)
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if options.access_token is not None:
             self._headers["X-Shopify-Access-Token"] = options.access_token.reveal()
@@ -83,17 +83,10 @@ class ShopifyClient:
         """What Shopify said that an operator should see, with when it was first seen."""
 
     def http(self) -> HttpClient:
-        if self._http is None:
-            timeout = self.options.timeout
-            self._http = HttpClient(
-                self.options.url, timeout=timeout, connect_timeout=min(5.0, timeout)
-            )
         return self._http
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._http.close()
 
     def _path(self, resource: str, params: Mapping[str, Any] | None = None) -> str:
         path = f"/admin/api/{self.version}/{resource}"

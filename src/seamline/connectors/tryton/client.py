@@ -141,7 +141,7 @@ class TrytonClient:
     def __init__(self, name: str, options: TrytonOptions) -> None:
         self.name = name
         self.options = options
-        self._http: HttpClient | None = None
+        self._http = HttpClient(options.url, timeout=options.timeout)
         self._session: str | None = None
         self.user_id: int | None = None
         self.company: int | None = options.company
@@ -150,17 +150,10 @@ class TrytonClient:
         self._ids = itertools.count(1)
 
     def http(self) -> HttpClient:
-        if self._http is None:
-            timeout = self.options.timeout
-            self._http = HttpClient(
-                self.options.url, timeout=timeout, connect_timeout=min(5.0, timeout)
-            )
         return self._http
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._http.close()
 
     @property
     def _path(self) -> str:
