@@ -56,6 +56,9 @@ class Plan:
     outage: float = 8.0
     """How long the ERP is cut off, midway."""
     duplicate_rate: float = 0.1
+    cancel_every: int = 10
+    """Every n-th order the 3PL holds, and the shop cancels a few seconds later."""
+    cancel_after: float = 5.0
     drain: float = 60.0
     """After `duration`, at most this long for open work to finish."""
 
@@ -65,6 +68,9 @@ class Outcome:
     project: Path
     orders: int = 0
     sales: int = 0
+    erp_shipped: int = 0
+    erp_cancelled: int = 0
+    cancelled: int = 0
     order_files: int = 0
     shipment_files: int = 0
     fulfillments: int = 0
@@ -230,21 +236,23 @@ async def _landscape(tryton: LocalTryton, plan: Plan, outcome: Outcome, console:
             hub_task = tg.create_task(hub.run(), name="hub")
             try:
                 await hub.started.wait()
-                shop.subscribe("orders/create", f"http://127.0.0.1:{hub_port}/hooks/shop")
+                for topic in ("orders/create", "orders/cancelled"):
+                    shop.subscribe(topic, f"http://127.0.0.1:{hub_port}/hooks/shop")
                 warehouse.write_inventory_snapshot()
                 console.print(
                     f"shop {shop.url} · ERP {tryton.url} (through {erp_link.url}) · "
                     f"3PL sftp://127.0.0.1:{warehouse.port} · hub http://127.0.0.1:{hub_port}\n"
                     f"project {project_dir}; {plan.rate:g} web order/s for {plan.duration:g} s, "
-                    f"{plan.duplicate_rate:.0%} duplicate webhooks, one malformed webhook, the "
-                    f"ERP cut for {plan.outage:g} s midway. Ctrl-C stops everything."
+                    f"{plan.duplicate_rate:.0%} duplicate webhooks, one malformed webhook, one "
+                    f"order in {plan.cancel_every} cancelled, the ERP cut for {plan.outage:g} s "
+                    "midway. Ctrl-C stops everything."
                 )
                 await _trickle(
                     hub, hub_task, shop, warehouse, erp, erp_link, plan, outcome, console
                 )
             finally:
                 hub.stop()
-        outcome.sales = await _sales(erp)
+        await _count_erp(erp, outcome)
 
 
 async def _trickle(
@@ -269,13 +277,21 @@ async def _trickle(
     malformed_at = plan.duration / 4
     began = time.monotonic()
     next_order, next_count, malformed_sent = 0.0, 0.0, False
+    cancels: list[tuple[float, int]] = []
     with Live(console=console, refresh_per_second=4) as live:
         while not interrupted.is_set() and not hub_task.done():
             elapsed = time.monotonic() - began
             while elapsed < plan.duration and next_order <= elapsed:
-                shop.generate_orders(1, channel="web", test=False)
+                (order,) = shop.generate_orders(1, channel="web", test=False)
                 outcome.orders += 1
                 next_order += 1 / plan.rate
+                if plan.cancel_every and outcome.orders % plan.cancel_every == 0:
+                    # The customer calls it off before it ships: the 3PL holds it meanwhile.
+                    warehouse.plan_order(str(order["id"]), hold=True)
+                    cancels.append((elapsed + plan.cancel_after, int(order["id"])))
+            while cancels and cancels[0][0] <= elapsed:
+                shop.cancel_order(cancels.pop(0)[1])
+                outcome.cancelled += 1
             if not malformed_sent and elapsed >= malformed_at:
                 # Shopify's body is then not JSON, or lacks its id: the hub must refuse it.
                 shop.set_faults(malformed_rate=1.0)
@@ -289,7 +305,7 @@ async def _trickle(
             elif not down and erp_link.is_cut:
                 erp_link.restore()
             if elapsed >= next_count:
-                outcome.sales = await _sales(erp)
+                await _count_erp(erp, outcome)
                 next_count = elapsed + 2
             _observe(shop, warehouse, erp_link, outcome)
             flows, systems = await snapshot(hub.journal, hub.project)
@@ -309,8 +325,11 @@ async def _trickle(
                 )
             )
             open_work = sum(f.count(s) for f in flows for s in OPEN_STATES)
-            settled = outcome.fulfillments >= outcome.shipment_files and (
-                len({s.order_id for s in warehouse.shipments_written}) >= outcome.order_files
+            shipped_orders = len({s.order_id for s in warehouse.shipments_written})
+            settled = (
+                outcome.fulfillments >= outcome.shipment_files
+                and shipped_orders + outcome.cancelled >= outcome.order_files
+                and not cancels
             )
             if elapsed >= plan.duration and not erp_link.is_cut and not open_work and settled:
                 break
@@ -331,27 +350,41 @@ def _observe(
     outcome.erp_refused = erp_link.refused
 
 
-async def _sales(erp: TrytonSink) -> int:
-    with contextlib.suppress(Exception):  # a count for the screen; the next one will do
-        async with asyncio.timeout(2):
-            found = await erp.client.model(
-                "sale.sale", "search_count", [["reference", "like", "WEB-%"]]
-            )
-            return int(found)
-    return -1
+async def _count_erp(erp: TrytonSink, outcome: Outcome) -> None:
+    """Sales, parcels shipped and sales called off in Tryton: counts for the screen (-1 when
+    the ERP does not answer now; the next count will do)."""
+    counts = {
+        "sales": ("sale.sale", [["description", "like", "WEB #%"]]),
+        "erp_shipped": ("stock.shipment.out", [["state", "=", "done"]]),
+        "erp_cancelled": ("stock.shipment.out", [["state", "=", "cancelled"]]),
+    }
+    for name, (model, domain) in counts.items():
+        found = -1
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                found = int(await erp.client.model(model, "search_count", domain))
+        setattr(outcome, name, found)
 
 
 def _holdings(outcome: Outcome) -> Table:
     table = Table(title="what each system holds", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("system", "holds"):
         table.add_column(column)
-    sales = "?" if outcome.sales < 0 else str(outcome.sales)
+    sales, shipped, cancelled = (
+        "?" if n < 0 else str(n)
+        for n in (outcome.sales, outcome.erp_shipped, outcome.erp_cancelled)
+    )
     table.add_row(
         "shop",
-        f"{outcome.orders} orders, {outcome.fulfillments} fulfillments; sent "
-        f"{outcome.duplicates} duplicate and {outcome.malformed} malformed webhooks",
+        f"{outcome.orders} orders ({outcome.cancelled} cancelled), {outcome.fulfillments} "
+        f"fulfillments; sent {outcome.duplicates} duplicate and {outcome.malformed} malformed "
+        "webhooks",
     )
-    table.add_row("erp", f"{sales} sales WEB-*; {outcome.erp_refused} connections refused")
+    table.add_row(
+        "erp",
+        f"{sales} web sales, {shipped} shipments done, {cancelled} called off; "
+        f"{outcome.erp_refused} connections refused",
+    )
     table.add_row(
         "warehouse", f"{outcome.order_files} order files in, {outcome.shipment_files} shipped"
     )
@@ -365,7 +398,8 @@ def _where_to_look(outcome: Outcome, console: Console) -> None:
         console.print(f"\n{how} before the hub started; nothing ran yet in {project}")
         return
     console.print(
-        f"\n{how}: {outcome.orders} orders, {max(outcome.sales, 0)} ERP sales, "
+        f"\n{how}: {outcome.orders} orders ({outcome.cancelled} cancelled), "
+        f"{max(outcome.sales, 0)} ERP sales, {max(outcome.erp_shipped, 0)} ERP shipments done, "
         f"{outcome.order_files} 3PL order files, {outcome.fulfillments} Shopify fulfillments; "
         "simulators, hub and Tryton stopped.\n"
         f"Where to look (the variables are in {project / 'demo.env'}):\n"

@@ -56,8 +56,17 @@ def test_the_landscape_delivers_to_every_system_through_faults_and_stops_cleanly
     assert outcome.sales > 0, said.getvalue()
     assert outcome.order_files > 0 and outcome.shipment_files > 0
     assert outcome.fulfillments > 0
+    assert outcome.erp_shipped > 0, said.getvalue()
+    assert outcome.cancelled >= 1 and outcome.erp_cancelled >= 1, said.getvalue()
     assert outcome.flows["stock-to-shop"].get("delivered", 0) > 0, outcome.flows
-    for flow in ("orders-to-erp", "orders-to-warehouse", "shipments-to-shop"):
+    flows = (
+        "orders-to-erp",
+        "orders-to-warehouse",
+        "shipments-to-shop",
+        "shipments-to-erp",
+        "cancellations-to-erp",
+    )
+    for flow in flows:
         assert outcome.flows[flow].get("delivered", 0) > 0, outcome.flows
         assert not outcome.flows[flow].get("dead"), outcome.flows
     assert outcome.erp_refused > 0, "the ERP outage never happened"

@@ -4,7 +4,9 @@ A Shopify simulator sends orders; a real Tryton books them; a 3PL simulator take
 over SFTP, ships them and counts stock. The hub is `seamline run` on the example's own
 project files, pointed at the simulators through the variables its README documents. The ERP
 goes away in the middle of the run (a cut proxy in front of Tryton): nothing is lost, nothing
-is booked twice.
+is booked twice. Parcels the 3PL ships come back as Shopify fulfillments and as done
+shipments in Tryton; an order cancelled in the shop (one the 3PL holds) is called off in
+Tryton.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from seamline.connectors.tryton.cancellation import cancelled_in_effect
 from seamline.connectors.tryton.connector import TrytonOptions
 from seamline.connectors.tryton.sink import TrytonSink
 from seamline.sandbox.fault_proxy import FaultProxy
@@ -86,7 +89,7 @@ def test_demo_flows_book_ship_fulfil_and_converge_through_an_erp_outage(
         found: list[dict[str, Any]] = await erp.client.model(
             "sale.sale",
             "search_read",
-            [["reference", "like", "WEB-%"]],
+            [["description", "like", "WEB #%"]],
             0,
             None,
             None,
@@ -140,6 +143,7 @@ def test_demo_flows_book_ship_fulfil_and_converge_through_an_erp_outage(
             await hub.start(within=30)
             try:
                 shop.subscribe("orders/create", project.url)
+                shop.subscribe("orders/cancelled", project.url)
                 warehouse.write_inventory_snapshot()
                 await until(
                     lambda: all(available(shop, s, location) == 40 for s in skus),
@@ -149,8 +153,10 @@ def test_demo_flows_book_ship_fulfil_and_converge_through_an_erp_outage(
 
                 # When: web orders come in, and the ERP goes away while they are booked
                 orders = shop.generate_orders(ORDERS, channel="web", test=False)
-                references = {f"WEB-{o['order_number']}" for o in orders}
+                references = {str(o["name"]) for o in orders}
                 ids = {str(o["id"]) for o in orders}
+                held = orders[-1]
+                warehouse.plan_order(str(held["id"]), hold=True)
 
                 async def some_booked() -> bool:
                     return len(await sales()) >= 3
@@ -179,9 +185,32 @@ def test_demo_flows_book_ship_fulfil_and_converge_through_an_erp_outage(
                         for o in shop.store.orders.values()
                         for f in o["fulfillments"]
                     }
-                    return shipped == tracked and {order for order, _ in shipped} == ids
+                    shipping = ids - {str(held["id"])}
+                    return shipped == tracked and {order for order, _ in shipped} == shipping
 
                 await until(fulfilled, "a fulfillment for every shipment", within=90)
+
+                # and every parcel is a done shipment in Tryton, its tracking number the reference
+                trackings = {s.tracking_number for s in warehouse.shipments_written}
+
+                async def shipped_in_erp() -> bool:
+                    done = await erp.client.model(
+                        "stock.shipment.out", "search_read",
+                        [["reference", "in", sorted(trackings)], ["state", "=", "done"]],
+                        0, None, None, ["reference"],
+                    )  # fmt: skip
+                    return {d["reference"] for d in done} == trackings
+
+                await until(shipped_in_erp, "a done shipment in the ERP per parcel", within=90)
+
+                # and the order the 3PL holds, cancelled in the shop, is called off in the ERP
+                shop.cancel_order(int(held["id"]))
+                (held_sale,) = [s["id"] for s in await sales() if s["reference"] == held["name"]]
+
+                async def called_off() -> bool:
+                    return await cancelled_in_effect(erp.client, int(held_sale))
+
+                await until(called_off, "the held order's sale called off", within=60)
 
                 # and the next snapshot (one SKU now sold out at the 3PL) is Shopify's stock
                 warehouse.set_stock(skus[0], 0)
@@ -211,9 +240,10 @@ def test_demo_flows_book_ship_fulfil_and_converge_through_an_erp_outage(
 
     outcome = asyncio.run(scenario())
     assert outcome.refused > 0, "the ERP outage never happened"
-    # No sale twice, none missing, each confirmed (Tryton processes a sale as it confirms it)
+    # No sale twice, none missing, each confirmed (Tryton processes a sale as it confirms it;
+    # it is done once everything is shipped, or once called off)
     assert Counter(s["reference"] for s in outcome.sales) == Counter(outcome.references)
-    assert {s["state"] for s in outcome.sales} <= {"confirmed", "processing"}
+    assert {s["state"] for s in outcome.sales} <= {"processing", "done"}
     # One order file per order
     assert outcome.order_files == Counter(outcome.ids), outcome.order_files
     # Nothing left for an operator, and the hub did see the ERP fail

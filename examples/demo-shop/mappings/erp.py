@@ -6,10 +6,10 @@ from typing import Any
 
 
 def sale(event: dict[str, Any], mapped: dict[str, Any]) -> dict[str, Any]:
-    """The canonical order, its reference prefixed with the order type: `WEB-1001`.
+    """The canonical order, with the ERP order type in the sale's description: `WEB #1001`.
 
-    Tryton finds a sale by this reference before it creates one, so the prefix also keeps two
-    channels (or shops) with the same number from landing on one sale.
+    The sale's reference stays the shop's order number (`#1001`), the one number the shop,
+    the 3PL's shipment files and a cancellation all carry, so the flows that follow the order
+    (shipments, cancellations) find the sale by it without a value map of their own.
     """
-    number = str(event["number"]).lstrip("#")
-    return {**event, "number": f"{mapped['order_type']}-{number}"}
+    return {**event, "description": f"{mapped['order_type']} {event['number']}"}

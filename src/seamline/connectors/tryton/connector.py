@@ -88,8 +88,17 @@ class CreateSale(Strict):
 
 class CancelSale(Strict):
     """Cancel the sale with this reference, unless it is cancelled already. Body:
-    `{reference}` (or a canonical Order: its `number`). A sale past confirmation (shipments
-    made) cannot be cancelled in Tryton: that is a PermanentError with Tryton's message."""
+    `{reference}` (or a canonical Order: its `number`). A processed sale is called off by
+    cancelling its shipment and invoice and ignoring them (it ends `done`, nothing shipped or
+    invoiced); one with goods shipped or an invoice posted is refused (PermanentError). No
+    sale with the reference is a TransientError: the order may still be on its way."""
+
+
+class ShipSale(Strict):
+    """Record a parcel the warehouse shipped: the sale's customer shipment(s) done with the
+    parcel's quantities, the tracking number as their reference; what is left to ship stays
+    open in Tryton as a back order. Body: `{reference, tracking_number, shipped_at?, lines:
+    [{sku, quantity}]}`. Repeating a parcel (same tracking number) changes nothing."""
 
 
 OPERATIONS: Mapping[str, type[BaseModel]] = {
@@ -97,6 +106,7 @@ OPERATIONS: Mapping[str, type[BaseModel]] = {
     "upsert_product": UpsertProduct,
     "create_sale": CreateSale,
     "cancel_sale": CancelSale,
+    "ship_sale": ShipSale,
 }
 
 

@@ -7,7 +7,10 @@
 | `upsert_product`  | the product is found by SKU (`code`) first; name and price are set      |
 | `create_sale`     | the sale is found by `reference` (the shop's order number) first, and  |
 |                   | then only moved on: draft → quote → confirm                             |
-| `cancel_sale`     | a cancelled sale is left as it is                                       |
+| `cancel_sale`     | a cancelled sale is left as it is; a processed one is called off by     |
+|                   | cancelling what is still open and ignoring it (`cancellation.py`)       |
+| `ship_sale`       | the parcel's tracking number is the shipment's `reference`: a parcel    |
+|                   | recorded before is found and only moved on to done (`shipment.py`)      |
 
 So a sale whose create answer was lost (an unknown outcome) is found by the retry, not made
 twice. One attempt makes several calls (search, then writes); the Exchange records them all.
@@ -22,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from seamline.connectors.base import Exchange
+from seamline.connectors.tryton import cancellation, shipment
 from seamline.connectors.tryton.client import Call, TrytonClient
 from seamline.connectors.tryton.connector import (
     OPERATIONS,
@@ -73,6 +77,9 @@ class TrytonSink:
                     refs["sale"] = str(sale)
                 elif operation == "cancel_sale":
                     refs["sale"] = str(await self.cancel_sale(body))
+                elif operation == "ship_sale":
+                    shipped = await self.ship_sale(body)
+                    refs["shipment"] = ",".join(str(s) for s in shipped)
                 else:
                     raise ContractError(
                         f"{self.name}: no operation '{operation}' (known: {', '.join(OPERATIONS)})"
@@ -317,6 +324,8 @@ class TrytonSink:
             )
         if _text(order.get("note")):
             record["comment"] = str(order["note"])
+        if _text(order.get("description")):
+            record["description"] = str(order["description"])
         (sale,) = await self.client.model("sale.sale", "create", [record], write=True)
         return int(sale)
 
@@ -389,26 +398,41 @@ class TrytonSink:
         return result
 
     async def cancel_sale(self, body: Mapping[str, Any]) -> int:
-        """Cancel the sale with `reference` (or the order `number`); a cancelled one is left."""
-        reference = _text(body.get("reference")) or _text(body.get("number"))
-        if not reference:
-            raise ContractError("cancel_sale needs 'reference' (or the order 'number')")
-        sale = await self.find_sale(reference)
-        if sale is None:
-            raise PermanentError(f"{self.name}: no sale with reference {reference} in Tryton")
+        """Cancel the sale with `reference` (or the order `number`); a cancelled one is left,
+        a processed one is called off as a Tryton user would (`cancellation.py`)."""
+        reference = _reference(body, "cancel_sale")
+        sale = await self._existing_sale(reference)
         sale_id, state = int(sale["id"]), str(sale["state"])
         if state == "cancelled":
             return sale_id
         if state == "confirmed":
             await self.client.model("sale.sale", "draft", [sale_id], write=True)
             state = "draft"
-        if state not in ("draft", "quotation"):
-            raise PermanentError(
-                f"{self.name}: sale {reference} is {state} in Tryton: its shipments and invoices "
-                "must be cancelled there first"
-            )
-        await self.client.model("sale.sale", "cancel", [sale_id], write=True)
+        if state in ("draft", "quotation"):
+            await self.client.model("sale.sale", "cancel", [sale_id], write=True)
+        else:
+            await cancellation.cancel_processing(self.client, sale_id, reference)
         return sale_id
+
+    async def ship_sale(self, body: Mapping[str, Any]) -> list[int]:
+        """Record a parcel the warehouse shipped on the sale's shipments (`shipment.py`)."""
+        reference = _reference(body, "ship_sale")
+        parcel = shipment.Parcel.from_body(body)
+        sale = await self._existing_sale(reference)
+        if sale["state"] in ("draft", "quotation", "confirmed", "cancelled"):
+            raise PermanentError(
+                f"{self.name}: sale {reference} is {sale['state']} in Tryton, so it has no "
+                f"shipment for parcel {parcel.tracking}"
+            )
+        return await shipment.ship(self.client, int(sale["id"]), reference, parcel)
+
+    async def _existing_sale(self, reference: str) -> dict[str, Any]:
+        sale = await self.find_sale(reference)
+        if sale is None:
+            # Transient: the order may not have reached the ERP yet (its own flow retries it
+            # during an outage); the retry schedule bounds how long this waits.
+            raise TransientError(f"{self.name}: no sale with reference {reference} in Tryton (yet)")
+        return sale
 
     # --- look-ups -----------------------------------------------------------------------
 
@@ -440,6 +464,13 @@ def _exchange(
         error,
         refs if error is None else {},
     )
+
+
+def _reference(body: Mapping[str, Any], operation: str) -> str:
+    reference = _text(body.get("reference")) or _text(body.get("number"))
+    if not reference:
+        raise ContractError(f"{operation} needs 'reference' (or the order 'number')")
+    return reference
 
 
 def _text(value: Any) -> str | None:

@@ -60,6 +60,8 @@ class ReceivedOrder:
     order_id: str
     file: str
     lines: dict[str, int]
+    order_number: str = ""
+    """The merchant's order number, echoed on the shipment rows as 3PLs do."""
 
 
 @dataclass(slots=True)
@@ -76,6 +78,7 @@ class WrittenShipment:
 class _Plan:
     split: bool | None = None
     short: bool | None = None
+    hold: bool = False
 
 
 @dataclass(slots=True)
@@ -203,10 +206,16 @@ class ThreePLSimulator:
                 self.stock.pop(sku, None)
 
     def plan_order(
-        self, order_id: str, *, split: bool | None = None, short: bool | None = None
+        self,
+        order_id: str,
+        *,
+        split: bool | None = None,
+        short: bool | None = None,
+        hold: bool = False,
     ) -> None:
-        """Decide for one order instead of the rates: split it, short-ship it."""
-        self._plans[order_id] = _Plan(split, short)
+        """Decide for one order instead of the rates: split it, short-ship it, or hold it (the
+        warehouse keeps it, waiting for a word from the merchant, and never ships it)."""
+        self._plans[order_id] = _Plan(split, short, hold)
 
     def fault_next(self, *faults: Fault) -> None:
         """The next shipment file gets these faults."""
@@ -308,6 +317,8 @@ class ThreePLSimulator:
     async def _ship_later(self, order: ReceivedOrder) -> None:
         await asyncio.sleep(self.ship_delay * self.time_scale)
         plan = self._plans.get(order.order_id, _Plan())
+        if plan.hold:
+            return
         short = plan.short if plan.short is not None else self.rng.random() < self.short_rate
         split = plan.split if plan.split is not None else self.rng.random() < self.split_rate
         shipping: dict[str, int] = {}
@@ -323,9 +334,10 @@ class ThreePLSimulator:
         parcels = _split(shipping) if split else [shipping]
         for parcel in parcels:
             if any(parcel.values()):
-                self._write_shipment(order.order_id, {s: u for s, u in parcel.items() if u})
+                self._write_shipment(order, {s: u for s, u in parcel.items() if u})
 
-    def _write_shipment(self, order_id: str, lines: dict[str, int]) -> None:
+    def _write_shipment(self, order: ReceivedOrder, lines: dict[str, int]) -> None:
+        order_id = order.order_id
         self._count.shipment += 1
         self._count.tracking += 1
         carrier = self.rng.choice(CARRIERS)
@@ -342,7 +354,7 @@ class ThreePLSimulator:
             quantity = "two" if "malformed" in faults and i == len(lines) - 1 else str(units)
             row = {
                 "order_id": order_id,
-                "order_number": "",
+                "order_number": order.order_number,
                 "shipment_id": f"S{self._count.shipment}",
                 "carrier": carrier,
                 "tracking_number": tracking,
@@ -426,7 +438,9 @@ def _read_orders(data: bytes, name: str) -> list[ReceivedOrder]:
         quantity = int(row.get(columns.quantity) or "x")
         if not order_id or not sku:
             raise ValueError(f"{name}: a row without order id or SKU")
-        order = orders.setdefault(order_id, ReceivedOrder(order_id, name, {}))
+        order = orders.setdefault(
+            order_id, ReceivedOrder(order_id, name, {}, row.get(columns.order_number) or "")
+        )
         order.lines[sku] = order.lines.get(sku, 0) + quantity
     if not orders:
         raise ValueError(f"{name}: no rows")
