@@ -1,0 +1,1 @@
+"""Reconciliation: compare one entity set between two systems, report drift, heal it."""

@@ -1,0 +1,188 @@
+"""Comparing two sets that come in any order, on disk, in memory that does not grow with them.
+
+Readers list what a system holds in the system's own order (stock by inventory item id, a
+3PL file as written). A `Spool` takes the rows of both sides as they come and writes each to
+one of `partitions` files per side by the hash of its key (a grace hash join): then, one
+partition at a time, it loads the left rows into a dict and streams the right rows past it.
+Memory holds one partition; a partition larger than `max_bytes` on disk is split again
+(another hash) before it is loaded, so a set of any size fits the same memory.
+
+A row is stored as `<key as JSON>\\t<values as JSON>\\n` (JSON escapes tabs and newlines, so
+the tab splits it), and two rows whose values serialise to the same bytes agree without being
+parsed: only differing rows are decoded and judged by the field tolerances, as `compare` does.
+Findings come partition by partition, not in key order.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Literal
+
+import orjson
+
+from seamline.checks.compare import Finding, Key, Row, Tally, Tolerance, counted, judge
+
+Side = Literal["left", "right"]
+SEPARATOR = "\x1f"
+"""Joins a key's parts; below every printable character."""
+PARTITIONS = 64
+MAX_BYTES = 16 << 20
+"""Largest left partition loaded as it is (16 MiB of rows on disk, about 60 MB in a dict)."""
+DEPTH = 6
+"""How often a partition is split again before it is loaded as it is (all one key)."""
+
+
+class Spool:
+    """`add` rows of both sides in any order, then iterate `findings` once; then `close`."""
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        partitions: int = PARTITIONS,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="seamline-spool-", dir=directory)
+        self.root = Path(self._dir.name)
+        self.partitions = partitions
+        self.max_bytes = max_bytes
+        # Plain strings for the many partition files: pathlib interns every name it parses.
+        self._base = str(self.root)
+        self._files: dict[Side, list[BinaryIO]] = {
+            side: [open(self._name(side, n), "wb") for n in range(partitions)]  # noqa: SIM115
+            for side in ("left", "right")
+        }
+
+    def add(self, side: Side, row: Row) -> None:
+        self.extend(side, (row,))
+
+    def extend(self, side: Side, rows: Iterable[Row]) -> None:
+        """Spool rows of one side (the hot loop of a reconciliation: keep it lean)."""
+        writes = [f.write for f in self._files[side]]
+        partitions = self.partitions
+        dumps = orjson.dumps
+        newline = orjson.OPT_APPEND_NEWLINE
+        join = SEPARATOR.join
+        for row in rows:
+            key = join(row.key)
+            writes[hash(key) % partitions](dumps(key) + b"\t" + dumps(row.values, option=newline))
+
+    def findings(
+        self, fields: Mapping[str, Tolerance], tally: Tally | None = None
+    ) -> Iterator[Finding]:
+        """Every difference between the two sides (see `compare` for the kinds)."""
+        tally = tally if tally is not None else Tally()
+        for files in self._files.values():
+            for f in files:
+                f.close()
+        for n in range(self.partitions):
+            yield from self._partition(
+                self._name("left", n), self._name("right", n), 0, fields, tally
+            )
+
+    def _partition(
+        self,
+        left: str,
+        right: str,
+        depth: int,
+        fields: Mapping[str, Tolerance],
+        tally: Tally,
+    ) -> Iterator[Finding]:
+        if os.path.getsize(left) > self.max_bytes and depth < DEPTH:
+            yield from self._split(left, right, depth + 1, fields, tally)
+            return
+        held: dict[bytes, bytes] = {}
+        with open(left, "rb") as f:
+            for line in f:
+                key, values = line.split(b"\t", 1)
+                tally.left += 1
+                if key in held:
+                    yield counted(
+                        Finding("duplicate", _key(key), left=_values(values), fields=("left",)),
+                        tally,
+                    )
+                else:
+                    held[key] = values
+        seen: set[bytes] = set()
+        with open(right, "rb") as f:
+            for line in f:
+                key, values = line.split(b"\t", 1)
+                tally.right += 1
+                if key in seen:
+                    yield counted(
+                        Finding("duplicate", _key(key), right=_values(values), fields=("right",)),
+                        tally,
+                    )
+                    continue
+                seen.add(key)
+                mine = held.pop(key, None)
+                if mine is None:
+                    yield counted(Finding("missing_left", _key(key), right=_values(values)), tally)
+                elif mine == values:
+                    tally.agreed += 1
+                else:
+                    a, b = _values(mine), _values(values)
+                    differ = judge(a, b, fields)
+                    if differ:
+                        yield counted(Finding("mismatch", _key(key), a, b, differ), tally)
+                    else:
+                        tally.agreed += 1
+        for key, values in held.items():
+            yield counted(Finding("missing_right", _key(key), left=_values(values)), tally)
+        os.unlink(left)
+        os.unlink(right)
+
+    def _split(
+        self, left: str, right: str, depth: int, fields: Mapping[str, Tolerance], tally: Tally
+    ) -> Iterator[Finding]:
+        """Split one partition of both sides in `partitions` smaller ones (another hash)."""
+        parts: dict[Side, list[str]] = {}
+        sides: tuple[tuple[Side, str], ...] = (("left", left), ("right", right))
+        for side, path in sides:
+            names = [f"{path}.{n}" for n in range(self.partitions)]
+            outs = [open(name, "wb") for name in names]  # noqa: SIM115
+            with open(path, "rb") as f:
+                for line in f:
+                    key = line.split(b"\t", 1)[0]
+                    p = hash((depth, key)) % self.partitions
+                    outs[p].write(line)
+            for out in outs:
+                out.close()
+            os.unlink(path)
+            parts[side] = names
+        for n in range(self.partitions):
+            yield from self._partition(parts["left"][n], parts["right"][n], depth, fields, tally)
+
+    def _name(self, side: Side, n: int) -> str:
+        return f"{self._base}/{side}.{n}"
+
+    def close(self) -> None:
+        for files in self._files.values():
+            for f in files:
+                f.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _key(raw: bytes) -> Key:
+    text: str = orjson.loads(raw)
+    return tuple(text.split(SEPARATOR))
+
+
+def _values(raw: bytes) -> dict[str, Any]:
+    values: dict[str, Any] = orjson.loads(raw)
+    return values

@@ -1,0 +1,237 @@
+"""Comparing two key-sorted streams: every difference found and classified, nothing else."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seamline.checks.compare import EXACT, Finding, Row, Tally, Tolerance, compare
+from seamline.checks.spool import Spool
+
+
+def rows(*items: tuple[str, dict[str, Any]]) -> list[Row]:
+    return [Row((key,), values) for key, values in items]
+
+
+CASES = [
+    pytest.param(
+        rows(("A", {"qty": 5}), ("B", {"qty": 2})),
+        rows(("A", {"qty": 5}), ("B", {"qty": 2})),
+        [],
+        id="equal sets",
+    ),
+    pytest.param(
+        rows(("A", {"qty": 5}), ("C", {"qty": 1})),
+        rows(("B", {"qty": 2}), ("C", {"qty": 1})),
+        [("missing_right", "A"), ("missing_left", "B")],
+        id="a key on one side only",
+    ),
+    pytest.param(
+        rows(("A", {"qty": 5})),
+        rows(("A", {"qty": 4})),
+        [("mismatch", "A")],
+        id="a value differs",
+    ),
+    pytest.param(
+        rows(("A", {"qty": 5}), ("A", {"qty": 6}), ("B", {"qty": 1})),
+        rows(("A", {"qty": 5}), ("B", {"qty": 1})),
+        [("duplicate", "A")],
+        id="a key twice on one side",
+    ),
+    pytest.param(
+        rows(("A", {"qty": "5"})),
+        rows(("A", {"qty": 5.0})),
+        [],
+        id="numbers compare as numbers",
+    ),
+    pytest.param(
+        rows(("A", {"qty": 5})),
+        rows(("A", {})),
+        [("mismatch", "A")],
+        id="a missing field is a mismatch",
+    ),
+    pytest.param([], rows(("A", {"qty": 1})), [("missing_left", "A")], id="an empty side"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), CASES)
+def test_each_difference_is_found_and_classified(
+    left: list[Row], right: list[Row], expected: list[tuple[str, str]]
+) -> None:
+    found = list(compare(left, right, {"qty": EXACT}))
+
+    assert [(f.kind, f.key[0]) for f in found] == expected
+
+
+TOLERANCES = [
+    # (tolerance, left, right, agree)
+    (Tolerance(absolute=Decimal(2)), 10, 12, True),
+    (Tolerance(absolute=Decimal(2)), 10, 13, False),
+    (Tolerance(relative=Decimal("0.01")), "100.00", "100.99", True),
+    (Tolerance(relative=Decimal("0.01")), "100.00", "101.50", False),
+    (Tolerance(fold_case=True), "Ada@Example.com ", "ada@example.com", True),
+    (EXACT, "Ada@Example.com", "ada@example.com", False),
+    (EXACT, None, None, True),
+    (EXACT, None, 0, False),
+    (EXACT, True, 1, False),
+]
+
+
+@pytest.mark.parametrize(("tolerance", "left", "right", "agree"), TOLERANCES)
+def test_tolerances_say_when_values_agree(
+    tolerance: Tolerance, left: Any, right: Any, agree: bool
+) -> None:
+    assert tolerance.agrees(left, right) is agree
+    assert tolerance.agrees(right, left) is agree
+
+
+def test_a_stream_out_of_order_is_an_error_naming_side_and_key() -> None:
+    with pytest.raises(ValueError, match="right side is not sorted by key: A came after B"):
+        list(compare(rows(("A", {})), rows(("B", {}), ("A", {})), {}))
+
+
+def test_a_finding_says_what_differs_in_words() -> None:
+    (finding,) = compare(
+        [Row(("SKU-1", "WH"), {"qty": 5, "price": 1})],
+        [Row(("SKU-1", "WH"), {"qty": 3, "price": 1})],
+        {"qty": EXACT, "price": EXACT},
+    )
+
+    assert finding.describe() == "SKU-1/WH: qty 5 vs 3"
+    assert finding.fields == ("qty",)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.sets(st.text(alphabet="ABCdef-_.0123456789é", min_size=1, max_size=6), max_size=60),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_injected_drift_is_found_and_nothing_else(keys: set[str], seed: int) -> None:
+    # Given one set of stock rows, and a copy with drift injected at random keys
+    rng = random.Random(seed)
+    truth = {key: rng.randrange(100) for key in keys}
+    left = dict(truth)
+    right = dict(truth)
+    injected: dict[str, str] = {}
+    for key in sorted(keys):
+        kind = rng.choice(["none", "none", "missing_left", "missing_right", "mismatch"])
+        if kind == "missing_left":
+            del left[key]
+        elif kind == "missing_right":
+            del right[key]
+        elif kind == "mismatch":
+            right[key] += 1
+        if kind != "none":
+            injected[key] = kind
+
+    # When they are compared sorted, and in any order through a spool (a small one, so that
+    # partitions are split again)
+    tally = Tally()
+    merged = {
+        f.key[0]: f.kind
+        for f in compare(
+            [Row((k,), {"qty": v}) for k, v in sorted(left.items())],
+            [Row((k,), {"qty": v}) for k, v in sorted(right.items())],
+            {"qty": EXACT},
+            tally=tally,
+        )
+    }
+    with Spool(partitions=3, max_bytes=60) as spool:
+        spool.extend(
+            "left", (Row((k,), {"qty": v}) for k, v in rng.sample(sorted(left.items()), len(left)))
+        )
+        spool.extend(
+            "right",
+            (Row((k,), {"qty": v}) for k, v in rng.sample(sorted(right.items()), len(right))),
+        )
+        spooled_tally = Tally()
+        spooled = {f.key[0]: f.kind for f in spool.findings({"qty": EXACT}, spooled_tally)}
+
+    # Then exactly the injected differences are reported, both ways, and the counts add up
+    assert merged == injected
+    assert spooled == injected
+    assert tally == spooled_tally
+    assert tally.left == len(left) and tally.right == len(right)
+    assert tally.agreed == len(keys) - len(injected)
+
+
+def stock(n: int, drift_every: int, side: str) -> Iterator[Row]:
+    for i in range(n):
+        qty = i % 50
+        if side == "right" and i % drift_every == 0:
+            qty += 1
+        yield Row((f"SKU-{i:08d}", "WH"), {"qty": qty})
+
+
+def peak_while_comparing(n: int) -> tuple[int, int]:
+    tracemalloc.start()
+    try:
+        tally = Tally()
+        for _ in compare(
+            stock(n, 1000, "left"), stock(n, 1000, "right"), {"qty": EXACT}, tally=tally
+        ):
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, tally.found["mismatch"]
+
+
+def test_memory_stays_flat_however_large_the_sets() -> None:
+    # When sets of 10k and of 200k rows per side (0.1% drift) stream through a comparison
+    small_peak, small_found = peak_while_comparing(10_000)
+    large_peak, large_found = peak_while_comparing(200_000)
+
+    # Then every drift is found, and 20 times the rows take no more memory than a little more
+    assert (small_found, large_found) == (10, 200)
+    assert large_peak < small_peak * 1.5 + 64 * 1024, (small_peak, large_peak)
+
+
+def spool_peak(n: int) -> tuple[int, dict[str, int]]:
+    """Peak memory while two sets of `n` rows in random order are compared through a spool."""
+    order = random.Random(1).sample(range(n), n)  # a list of ints: outside the measurement
+    tally = Tally()
+    with Spool(max_bytes=10_000) as spool:
+        tracemalloc.start()
+        try:
+            spool.extend("left", (Row((f"K{i:07d}",), {"n": i}) for i in order))
+            spool.extend("right", (Row((f"K{i:07d}",), {"n": i + (i % 1000 == 0)}) for i in order))
+            for _ in spool.findings({"n": EXACT}, tally):
+                pass
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    return peak, tally.found
+
+
+def test_a_spool_compares_sets_in_any_order_with_memory_flat() -> None:
+    # When sets of 40k and of 200k rows in random order are compared (1 in 1000 differs),
+    # through partitions of at most 10 kB (about 400 rows: both split theirs again)
+    small_peak, small_found = spool_peak(40_000)
+    large_peak, large_found = spool_peak(200_000)
+
+    # Then every difference is found, and five times the rows take about the same memory
+    assert small_found["mismatch"] == 40 and large_found["mismatch"] == 200
+    assert sum(large_found.values()) == 200
+    assert large_peak < small_peak * 1.5, (small_peak, large_peak)
+
+
+def test_duplicates_are_found_on_either_side_of_a_spool() -> None:
+    with Spool() as spool:
+        spool.extend("left", rows(("A", {"qty": 1}), ("A", {"qty": 2}), ("B", {"qty": 1})))
+        spool.extend("right", rows(("B", {"qty": 1}), ("A", {"qty": 1}), ("B", {"qty": 3})))
+        found = sorted((f.kind, f.key[0], f.fields) for f in spool.findings({"qty": EXACT}))
+
+    assert found == [("duplicate", "A", ("left",)), ("duplicate", "B", ("right",))]
+
+
+def test_a_finding_is_plain_data() -> None:
+    finding = Finding("missing_left", ("A",), right={"qty": 1})
+    assert finding.describe() == "A: only on the right"
