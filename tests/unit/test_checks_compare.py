@@ -92,6 +92,28 @@ def test_tolerances_say_when_values_agree(
     assert tolerance.agrees(right, left) is agree
 
 
+ABSENT_CASES = [
+    # (left rows, right rows, findings): stock not listed is stock at 0
+    pytest.param(rows(("A", {"qty": 0})), [], [], id="0 against not listed agrees"),
+    pytest.param(rows(("A", {"qty": 3})), [], [("missing_right", "A")], id="3 against not listed"),
+    pytest.param([], rows(("A", {"qty": 2})), [("missing_left", "A")], id="not listed against 2"),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), ABSENT_CASES)
+def test_a_row_missing_where_absence_means_zero(
+    left: list[Row], right: list[Row], expected: list[tuple[str, str]]
+) -> None:
+    merged = compare(left, right, {"qty": EXACT}, absent={"qty": 0})
+    with Spool() as spool:
+        spool.extend("left", left)
+        spool.extend("right", right)
+        spooled = list(spool.findings({"qty": EXACT}, absent={"qty": 0}))
+
+    assert [(f.kind, f.key[0]) for f in merged] == expected
+    assert [(f.kind, f.key[0]) for f in spooled] == expected
+
+
 def test_a_stream_out_of_order_is_an_error_naming_side_and_key() -> None:
     with pytest.raises(ValueError, match="right side is not sorted by key: A came after B"):
         list(compare(rows(("A", {})), rows(("B", {}), ("A", {})), {}))

@@ -13,6 +13,10 @@ for every difference:
 
 Nothing else is held than the current row of each side, so memory does not grow with the
 sets. A field missing on one side counts as `None`; `None` against a value is a mismatch.
+
+`absent` says what a missing row stands for, where a system lists only what it has: for
+stock a full snapshot leaves out what is at 0, so with `absent={"available": 0}` a key
+missing on one side whose other side agrees with 0 is no finding.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ def compare(
     fields: Mapping[str, Tolerance],
     *,
     tally: Tally | None = None,
+    absent: Mapping[str, Any] | None = None,
 ) -> Iterator[Finding]:
     """Every difference between two key-sorted streams (see the module's docstring).
 
@@ -122,10 +127,10 @@ def compare(
             b = next(rights, None)
         elif b is None or (a is not None and a.key < b.key):
             assert a is not None
-            yield counted(Finding("missing_right", a.key, left=a.values), tally)
+            yield from missing("missing_right", a.key, a.values, fields, absent, tally)
             a = next(lefts, None)
         elif a is None or b.key < a.key:
-            yield counted(Finding("missing_left", b.key, right=b.values), tally)
+            yield from missing("missing_left", b.key, b.values, fields, absent, tally)
             b = next(rights, None)
         else:
             differ = judge(a.values, b.values, fields)
@@ -166,6 +171,24 @@ def judge(
         for name, tolerance in fields.items()
         if not tolerance.agrees(left.get(name), right.get(name))
     )
+
+
+def missing(
+    kind: Literal["missing_left", "missing_right"],
+    key: Key,
+    values: Mapping[str, Any],
+    fields: Mapping[str, Tolerance],
+    absent: Mapping[str, Any] | None,
+    tally: Tally,
+) -> Iterator[Finding]:
+    """A row on one side only: a finding, unless it agrees with what absence stands for."""
+    if absent is not None and not judge(values, absent, fields):
+        tally.agreed += 1
+        return
+    if kind == "missing_right":
+        yield counted(Finding(kind, key, left=values), tally)
+    else:
+        yield counted(Finding(kind, key, right=values), tally)
 
 
 def counted(finding: Finding, tally: Tally) -> Finding:

@@ -18,13 +18,23 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Literal
 
 import orjson
 
-from seamline.checks.compare import Finding, Key, Row, Tally, Tolerance, counted, judge
+from seamline.checks.compare import (
+    Finding,
+    Key,
+    Row,
+    Tally,
+    Tolerance,
+    counted,
+    judge,
+    missing,
+)
 
 Side = Literal["left", "right"]
 SEPARATOR = "\x1f"
@@ -34,6 +44,15 @@ MAX_BYTES = 16 << 20
 """Largest left partition loaded as it is (16 MiB of rows on disk, about 60 MB in a dict)."""
 DEPTH = 6
 """How often a partition is split again before it is loaded as it is (all one key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """How rows are judged, and where the counts go."""
+
+    fields: Mapping[str, Tolerance]
+    absent: Mapping[str, Any] | None
+    tally: Tally
 
 
 class Spool:
@@ -72,29 +91,32 @@ class Spool:
             writes[hash(key) % partitions](dumps(key) + b"\t" + dumps(row.values, option=newline))
 
     def findings(
-        self, fields: Mapping[str, Tolerance], tally: Tally | None = None
+        self,
+        fields: Mapping[str, Tolerance],
+        tally: Tally | None = None,
+        *,
+        absent: Mapping[str, Any] | None = None,
     ) -> Iterator[Finding]:
-        """Every difference between the two sides (see `compare` for the kinds)."""
+        """Every difference between the two sides (see `compare` for the kinds and `absent`)."""
         tally = tally if tally is not None else Tally()
         for files in self._files.values():
             for f in files:
                 f.close()
+        rules = _Rules(fields, absent, tally)
         for n in range(self.partitions):
-            yield from self._partition(
-                self._name("left", n), self._name("right", n), 0, fields, tally
-            )
+            yield from self._partition(self._name("left", n), self._name("right", n), 0, rules)
 
     def _partition(
         self,
         left: str,
         right: str,
         depth: int,
-        fields: Mapping[str, Tolerance],
-        tally: Tally,
+        rules: _Rules,
     ) -> Iterator[Finding]:
         if os.path.getsize(left) > self.max_bytes and depth < DEPTH:
-            yield from self._split(left, right, depth + 1, fields, tally)
+            yield from self._split(left, right, depth + 1, rules)
             return
+        fields, absent, tally = rules.fields, rules.absent, rules.tally
         held: dict[bytes, bytes] = {}
         with open(left, "rb") as f:
             for line in f:
@@ -121,7 +143,9 @@ class Spool:
                 seen.add(key)
                 mine = held.pop(key, None)
                 if mine is None:
-                    yield counted(Finding("missing_left", _key(key), right=_values(values)), tally)
+                    yield from missing(
+                        "missing_left", _key(key), _values(values), fields, absent, tally
+                    )
                 elif mine == values:
                     tally.agreed += 1
                 else:
@@ -132,12 +156,16 @@ class Spool:
                     else:
                         tally.agreed += 1
         for key, values in held.items():
-            yield counted(Finding("missing_right", _key(key), left=_values(values)), tally)
+            yield from missing("missing_right", _key(key), _values(values), fields, absent, tally)
         os.unlink(left)
         os.unlink(right)
 
     def _split(
-        self, left: str, right: str, depth: int, fields: Mapping[str, Tolerance], tally: Tally
+        self,
+        left: str,
+        right: str,
+        depth: int,
+        rules: _Rules,
     ) -> Iterator[Finding]:
         """Split one partition of both sides in `partitions` smaller ones (another hash)."""
         parts: dict[Side, list[str]] = {}
@@ -155,7 +183,7 @@ class Spool:
             os.unlink(path)
             parts[side] = names
         for n in range(self.partitions):
-            yield from self._partition(parts["left"][n], parts["right"][n], depth, fields, tally)
+            yield from self._partition(parts["left"][n], parts["right"][n], depth, rules)
 
     def _name(self, side: Side, n: int) -> str:
         return f"{self._base}/{side}.{n}"

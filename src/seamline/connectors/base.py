@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel
 
+from seamline.checks.compare import Row
 from seamline.errors import (
     PermanentError,
     SeamlineError,
@@ -122,6 +123,27 @@ class Poller(Protocol):
     async def close(self) -> None: ...
 
 
+class Reader(Protocol):
+    """Lists what a system holds of one entity set, for reconciliation checks (`checks/`).
+
+    Entities and their rows (`seamline.checks.compare.Row`; values in canonical terms):
+
+    | entity  | key     | values                               |
+    |---------|---------|--------------------------------------|
+    | `stock` | `(sku,)`| `available`: units that may be sold at the system's location |
+    | `price` | `(sku,)`| `price`: decimal string, `currency`   |
+
+    Rows come page by page in the system's own order (a check spools them); a page may be
+    empty. Errors are `SeamlineError`s, raised once the reader has retried what it can.
+    """
+
+    entities: Sequence[str]
+
+    def pages(self, entity: str) -> AsyncIterator[list[Row]]: ...
+
+    async def close(self) -> None: ...
+
+
 class Connector(Protocol):
     """One kind of system. Class attributes are the declaration `seamline check` reads."""
 
@@ -141,6 +163,10 @@ class Connector(Protocol):
 
     def poller(self, name: str, options: BaseModel) -> Poller | None:
         """The catch-up poller of a system configured to poll, else None."""
+        ...
+
+    def reader(self, name: str, options: BaseModel) -> Reader | None:
+        """What reads this system for checks, or None if it cannot be read."""
         ...
 
     def check(

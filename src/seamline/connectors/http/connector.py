@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from seamline.connectors.base import Poller, Sink, Source
+from seamline.connectors.base import Poller, Reader, Sink, Source
 from seamline.settings import Duration, Secret, SecretRef, Strict
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -95,6 +95,9 @@ class HttpConnector:
 
     def poller(self, name: str, options: BaseModel) -> Poller | None:
         return None  # webhooks only
+
+    def reader(self, name: str, options: BaseModel) -> Reader | None:
+        return None  # a generic endpoint has no listing to read
 
     def check(
         self, options: BaseModel, *, role: Literal["source", "target"]

@@ -156,10 +156,18 @@ class SftpClient:
 
     # --- the few verbs the connector uses -----------------------------------------------
 
-    async def list(self, path: str) -> list[RemoteFile]:
+    async def list(self, path: str, *, missing_ok: bool = False) -> list[RemoteFile]:
+        """The regular files in `path`; with `missing_ok`, none when the folder is not there."""
+
         async def op(sftp: asyncssh.SFTPClient) -> list[RemoteFile]:
             found = []
-            for entry in await sftp.readdir(path):
+            try:
+                entries = await sftp.readdir(path)
+            except asyncssh.SFTPNoSuchFile:
+                if missing_ok:
+                    return []
+                raise
+            for entry in entries:
                 attrs = entry.attrs
                 if attrs.type not in (asyncssh.FILEXFER_TYPE_REGULAR, None):
                     continue

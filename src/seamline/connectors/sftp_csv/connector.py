@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from seamline.connectors.base import Poller, Sink, Source
+from seamline.connectors.base import Poller, Reader, Sink, Source
 from seamline.settings import Duration, SecretRef, Strict
 
 
@@ -168,6 +168,12 @@ class SftpCsvConnector:
 
         assert isinstance(options, SftpCsvOptions)
         return SftpCsvPoller(name, options) if options.poll is not None else None
+
+    def reader(self, name: str, options: BaseModel) -> Reader | None:
+        from seamline.connectors.sftp_csv.reader import SftpCsvReader
+
+        assert isinstance(options, SftpCsvOptions)
+        return SftpCsvReader(name, options)
 
     def check(
         self, options: BaseModel, *, role: Literal["source", "target"]

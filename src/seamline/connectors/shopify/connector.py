@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from seamline.connectors.base import Poller, Sink, Source
+from seamline.connectors.base import Poller, Reader, Sink, Source
 from seamline.settings import Duration, SecretRef, Strict
 
 API_VERSION = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
@@ -190,6 +190,12 @@ class ShopifyConnector:
 
         assert isinstance(options, ShopifyOptions)
         return ShopifyPoller(name, options) if options.poll is not None else None
+
+    def reader(self, name: str, options: BaseModel) -> Reader | None:
+        from seamline.connectors.shopify.reader import ShopifyReader
+
+        assert isinstance(options, ShopifyOptions)
+        return ShopifyReader(name, options)
 
     def check(
         self, options: BaseModel, *, role: Literal["source", "target"]

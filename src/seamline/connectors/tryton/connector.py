@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from seamline.connectors.base import Poller, Sink, Source
+from seamline.connectors.base import Poller, Reader, Sink, Source
 from seamline.settings import Duration, SecretRef, Strict
 
 RECOMMENDED_RATE = 2.0
@@ -133,6 +133,12 @@ class TrytonConnector:
 
     def poller(self, name: str, options: BaseModel) -> Poller | None:
         return None
+
+    def reader(self, name: str, options: BaseModel) -> Reader | None:
+        from seamline.connectors.tryton.reader import TrytonReader
+
+        assert isinstance(options, TrytonOptions)
+        return TrytonReader(name, options)
 
     def check(
         self, options: BaseModel, *, role: Literal["source", "target"]

@@ -1,19 +1,33 @@
-"""Reading a Tryton: stock per warehouse and SKU, and the shipments of a sale.
+"""Reading a Tryton: stock per warehouse and SKU, prices, and the shipments of a sale.
 
 For checks and flows that compare what the ERP holds with what a shop shows. Each function
-takes a logged-in (or lazily logging-in) `TrytonClient` and only reads.
+takes a logged-in (or lazily logging-in) `TrytonClient` and only reads; `TrytonReader` lists
+whole entity sets for checks (`connectors.base.Reader`).
+
+| entity  | key      | values                                                            |
+|---------|----------|-------------------------------------------------------------------|
+| `stock` | `(sku,)` | `available`: forecast at the warehouse (on hand minus what waiting |
+|         |          | shipments will take), `on_hand`: quantity there now               |
+| `price` | `(sku,)` | `price`: the product's list price (`list_price_used`), `currency`: |
+|         |          | the company's                                                     |
+
+Products without a code (SKU) are not listed.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from seamline.checks.compare import Row
 from seamline.connectors.tryton.client import TrytonClient
-from seamline.errors import PermanentError
+from seamline.connectors.tryton.connector import TrytonOptions
+from seamline.errors import ContractError, PermanentError
+
+PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,82 @@ async def shipments(client: TrytonClient, reference: str) -> list[Shipment]:
             )
         )
     return result
+
+
+class TrytonReader:
+    """Whole entity sets of one Tryton, page by page in product id order."""
+
+    entities: Sequence[str] = ("stock", "price")
+
+    def __init__(self, name: str, options: TrytonOptions) -> None:
+        self.client = TrytonClient(name, options)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def pages(self, entity: str) -> AsyncIterator[list[Row]]:
+        if entity not in self.entities:
+            raise ContractError(
+                f"{self.client.name}: a Tryton lists {', '.join(self.entities)}, not {entity!r}"
+            )
+        context: dict[str, Any] = {}
+        fields = ["code"]
+        currency = ""
+        if entity == "stock":
+            code = self.client.options.warehouse
+            context["locations"] = [await warehouse_id(self.client, code)]
+            fields += ["quantity", "forecast_quantity"]
+        else:
+            fields.append("list_price_used")
+            if self.client.company is None:
+                await self.client.login()  # which learns the user's company
+            (company,) = await self.client.model(
+                "company.company", "read", [self.client.company], ["currency.code"]
+            )
+            currency = str((company.get("currency.") or {}).get("code") or "")
+        last = 0
+        while True:
+            rows = await self.client.model(
+                "product.product",
+                "search_read",
+                [["id", ">", last], ["code", "!=", None]],
+                0,
+                PAGE,
+                [["id", "ASC"]],
+                fields,
+                context=context,
+            )
+            if not rows:
+                return
+            last = int(rows[-1]["id"])
+            if entity == "stock":
+                yield [
+                    Row(
+                        (str(r["code"]),),
+                        {
+                            "available": _whole(r.get("forecast_quantity")),
+                            "on_hand": _whole(r.get("quantity")),
+                        },
+                    )
+                    for r in rows
+                ]
+            else:
+                yield [
+                    Row(
+                        (str(r["code"]),),
+                        {"price": str(r["list_price_used"]), "currency": currency},
+                    )
+                    for r in rows
+                    if r.get("list_price_used") is not None
+                ]
+            if len(rows) < PAGE:
+                return
+
+
+def _whole(value: Any) -> int | str:
+    """Units as an integer when whole (they are, for goods counted in units), else text."""
+    number = _decimal(value)
+    return int(number) if number == number.to_integral_value() else str(number)
 
 
 def _decimal(value: Any) -> Decimal:

@@ -1,0 +1,98 @@
+"""Running a check: read both systems at once into a spool, then find every difference.
+
+Both readers run concurrently (they wait on two different systems); each page goes into the
+spool as it comes. Then the spool's findings stream past: counted in a `Tally`, the first
+`keep` kept (sorted by kind and key) for the report, every one handed to `on_finding` if
+given (the journal stores them). Memory stays flat: the spool is on disk and only `keep`
+findings are held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seamline.checks.compare import Finding, Tally, Tolerance
+from seamline.checks.spool import Side, Spool
+from seamline.connectors.base import Reader
+
+KEEP = 1000
+
+
+@dataclass(slots=True)
+class Progress:
+    """Rows read so far per side, and the phase: `reading`, `comparing`, `done`."""
+
+    phase: str = "reading"
+    read: dict[str, int] = field(default_factory=lambda: {"left": 0, "right": 0})
+
+
+@dataclass(slots=True)
+class Outcome:
+    entity: str
+    tally: Tally
+    findings: list[Finding]
+    """The first `keep` findings, by kind and key."""
+    started_at: float
+    seconds: float
+
+    @property
+    def clean(self) -> bool:
+        return not any(self.tally.found.values())
+
+    def summary(self) -> str:
+        found = ", ".join(
+            f"{n} {kind.replace('_', ' ')}" for kind, n in self.tally.found.items() if n
+        )
+        return (
+            f"{self.entity}: {self.tally.left} rows left, {self.tally.right} right, "
+            f"{self.tally.agreed} agree; " + (found or "no drift")
+        )
+
+
+async def run(
+    entity: str,
+    left: Reader,
+    right: Reader,
+    fields: Mapping[str, Tolerance],
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    on_finding: Callable[[Finding], None] | None = None,
+    keep: int = KEEP,
+    absent: Mapping[str, Any] | None = None,
+    spool_dir: Path | None = None,
+) -> Outcome:
+    """Compare `entity` as `left` and `right` list it. Reader errors propagate."""
+    started, clock = time.time(), time.perf_counter()
+    state = Progress()
+    with Spool(spool_dir) as spool:
+
+        async def read(side: Side, reader: Reader) -> None:
+            async for page in reader.pages(entity):
+                spool.extend(side, page)
+                state.read[side] += len(page)
+                if progress is not None:
+                    progress(state)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(read("left", left))
+            tg.create_task(read("right", right))
+        state.phase = "comparing"
+        if progress is not None:
+            progress(state)
+        tally = Tally()
+        kept: list[Finding] = []
+        for finding in spool.findings(fields, tally, absent=absent):
+            if on_finding is not None:
+                on_finding(finding)
+            if len(kept) < keep:
+                kept.append(finding)
+    kept.sort(key=lambda f: (f.kind, f.key))
+    state.phase = "done"
+    if progress is not None:
+        progress(state)
+    return Outcome(entity, tally, kept, started, time.perf_counter() - clock)

@@ -1,0 +1,110 @@
+"""Reading a shop for checks: stock at the shop's location and prices, per SKU (GraphQL).
+
+| entity  | key      | values                                                         |
+|---------|----------|----------------------------------------------------------------|
+| `stock` | `(sku,)` | `available` at the system's `location_id` (not listed: not stocked there) |
+| `price` | `(sku,)` | `price` of the variant, `currency`: the shop's                 |
+
+One pass over `productVariants` (ID order, 100 a page: cost about 300 of the 1000 a query
+may ask), stock read through each variant's inventory item at the location. Variants without
+a SKU are not listed. A THROTTLED answer waits what Shopify's cost figures say and asks again;
+a transient failure is asked again a few times with a growing pause, then raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from seamline.checks.compare import Row
+from seamline.connectors.shopify.client import Answer, ShopifyClient, gid
+from seamline.connectors.shopify.connector import ShopifyOptions
+from seamline.errors import ContractError, ThrottledError, TransientError
+
+PAGE = 100
+ATTEMPTS = 5
+
+VARIANTS = """
+query Variants($first: Int!, $after: String%s) {
+  productVariants(first: $first, after: $after) {
+    nodes { sku price%s }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+STOCK = """ inventoryItem { inventoryLevel(locationId: $location) {
+      quantities(names: ["available"]) { name quantity } } }"""
+
+
+class ShopifyReader:
+    entities: Sequence[str] = ("stock", "price")
+
+    def __init__(self, name: str, options: ShopifyOptions) -> None:
+        self.name = name
+        self.options = options
+        self.client = ShopifyClient(name, options)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def pages(self, entity: str) -> AsyncIterator[list[Row]]:
+        if entity not in self.entities:
+            raise ContractError(
+                f"{self.name}: a shop lists {', '.join(self.entities)}, not {entity!r}"
+            )
+        variables: dict[str, Any] = {"first": PAGE, "after": None}
+        if entity == "stock":
+            if not self.options.location_id:
+                raise ContractError(
+                    f"{self.name}: reading stock needs the shop's `location_id` in "
+                    f"systems/{self.name}.yaml (connection)"
+                )
+            query = VARIANTS % (", $location: ID!", STOCK)
+            variables["location"] = gid("Location", self.options.location_id)
+        else:
+            query = VARIANTS % ("", "")
+            shop = await self._ask("{ shop { currencyCode } }", {})
+            currency = str(shop["shop"]["currencyCode"])
+        while True:
+            data = await self._ask(query, variables)
+            page = data["productVariants"]
+            nodes = [n for n in page["nodes"] if n.get("sku")]
+            if entity == "stock":
+                levels = ((n["sku"], _available(n)) for n in nodes)
+                yield [Row((str(s),), {"available": a}) for s, a in levels if a is not None]
+            else:
+                yield [
+                    Row((str(n["sku"]),), {"price": str(n["price"]), "currency": currency})
+                    for n in nodes
+                ]
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            variables["after"] = page["pageInfo"]["endCursor"]
+
+    async def _ask(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        pause = 0.5
+        for attempt in range(1, ATTEMPTS + 1):
+            answer: Answer = await self.client.graphql(query, variables)
+            error = answer.error
+            if error is None:
+                data: dict[str, Any] = answer.data or {}
+                return data
+            if isinstance(error, ThrottledError):
+                await asyncio.sleep(error.retry_after or pause)
+            elif isinstance(error, TransientError) and attempt < ATTEMPTS:
+                await asyncio.sleep(error.retry_after or pause)
+                pause *= 2
+            else:
+                raise error
+        raise TransientError(f"{self.name}: Shopify kept throttling the read ({ATTEMPTS} tries)")
+
+
+def _available(node: Mapping[str, Any]) -> int | None:
+    level = (node.get("inventoryItem") or {}).get("inventoryLevel")
+    if not level:
+        return None
+    for quantity in level.get("quantities") or []:
+        if quantity.get("name") == "available":
+            return int(quantity["quantity"])
+    return None

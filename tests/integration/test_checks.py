@@ -1,0 +1,198 @@
+"""Checks against the simulators and a real Tryton: every injected drift found, nothing else.
+
+Stock: the 3PL's snapshot (left, the truth) against the shop's available quantity at its
+location. Prices: the ERP's list prices (left) against the shop's variant prices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seamline.checks.compare import Tolerance
+from seamline.checks.run import Outcome, run
+from seamline.checks.spec import ABSENT
+from seamline.connectors.registry import connector
+from seamline.connectors.sftp_csv.connector import PollOptions, SftpCsvOptions
+from seamline.connectors.shopify.connector import ShopifyOptions
+from seamline.connectors.tryton.connector import TrytonOptions
+from seamline.connectors.tryton.sink import TrytonSink
+from seamline.errors import ContractError, TransientError
+from seamline.sandbox.shopify import ShopifySimulator
+from seamline.sandbox.threepl import ThreePLSimulator
+from seamline.settings import Secret
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def shop_options(sim: ShopifySimulator, location: int | None) -> ShopifyOptions:
+    return ShopifyOptions(
+        shop=sim.shop,
+        base_url=sim.url,
+        api_version=sim.api_version,
+        access_token=Secret(sim.token),
+        secrets=[Secret(sim.secret)],
+        location_id=str(location) if location else None,
+    )
+
+
+def warehouse_options(sim: ThreePLSimulator) -> SftpCsvOptions:
+    return SftpCsvOptions(
+        host=sim.host,
+        port=sim.port,
+        username=sim.username,
+        password=Secret(sim.password),
+        known_host_key=sim.host_key,
+        poll=PollOptions(interval=1, settle=0),
+    )
+
+
+def variants(sim: ShopifySimulator) -> list[dict[str, Any]]:
+    return [v for v in sim.store.variants.values() if v["sku"]]
+
+
+def found(outcome: Outcome) -> set[tuple[str, str]]:
+    return {(f.kind, f.key[0]) for f in outcome.findings}
+
+
+async def compare(entity: str, left: Any, right: Any, **fields: Tolerance) -> Outcome:
+    seen: list[str] = []
+    try:
+        outcome = await run(
+            entity,
+            left,
+            right,
+            fields or {"available": Tolerance()},
+            absent=ABSENT[entity],
+            progress=lambda p: seen.append(p.phase),
+        )
+    finally:
+        await left.close()
+        await right.close()
+    assert seen[-1] == "done" and "comparing" in seen
+    return outcome
+
+
+def test_stock_drift_between_3pl_and_shop_is_found_exactly(tmp_path: Path) -> None:
+    async def case() -> None:
+        async with (
+            ShopifySimulator(seed=11, products=8, time_scale=0.001) as shop,
+            ThreePLSimulator(tmp_path / "3pl", seed=11) as warehouse,
+        ):
+            location = min(shop.store.locations)
+            skus = [v["sku"] for v in variants(shop)]
+            items = {v["sku"]: v["inventory_item_id"] for v in variants(shop)}
+            # Given both systems agree on every SKU...
+            truth = {sku: 10 + n for n, sku in enumerate(skus)}
+            for sku, units in truth.items():
+                shop.set_inventory(items[sku], location, units)
+            # ...except: one level differs, one SKU the 3PL no longer lists (sold out there,
+            # still 4 in the shop), one the 3PL has that the shop does not stock, one at 0 in
+            # the shop that the 3PL does not list (no drift)
+            differs, gone, zero = skus[0], skus[1], skus[2]
+            shop.set_inventory(items[differs], location, truth[differs] + 3)
+            shop.set_inventory(items[gone], location, 4)
+            shop.set_inventory(items[zero], location, 0)
+            stock = {**truth, gone: 0, zero: 0, "ONLY-AT-3PL": 7}
+            warehouse.set_stock(stock)
+            warehouse.write_inventory_snapshot()
+
+            outcome = await compare(
+                "stock",
+                connector("sftp_csv").reader("warehouse", warehouse_options(warehouse)),  # type: ignore[union-attr]
+                connector("shopify").reader("shop", shop_options(shop, location)),  # type: ignore[union-attr]
+            )
+
+            assert found(outcome) == {
+                ("mismatch", differs),
+                ("missing_left", gone),
+                ("missing_right", "ONLY-AT-3PL"),
+            }
+            (mismatch,) = [f for f in outcome.findings if f.kind == "mismatch"]
+            assert (mismatch.left, mismatch.right) == (
+                {"available": truth[differs]},
+                {"available": truth[differs] + 3},
+            )
+            assert outcome.tally.agreed == len(skus) - 2  # `zero` agrees by absence
+
+            # and once the shop is healed by hand, a rerun is clean
+            shop.set_inventory(items[differs], location, truth[differs])
+            shop.set_inventory(items[gone], location, 0)
+            warehouse.set_stock("ONLY-AT-3PL", 0)
+            await asyncio.sleep(1.1)  # snapshots are named by the second
+            warehouse.write_inventory_snapshot()
+            again = await compare(
+                "stock",
+                connector("sftp_csv").reader("warehouse", warehouse_options(warehouse)),  # type: ignore[union-attr]
+                connector("shopify").reader("shop", shop_options(shop, location)),  # type: ignore[union-attr]
+            )
+            assert again.clean, again.summary()
+
+    asyncio.run(case())
+
+
+def test_price_drift_between_erp_and_shop_is_found_exactly(
+    tryton_options: TrytonOptions,
+) -> None:
+    async def case() -> None:
+        erp = TrytonSink("erp", tryton_options)
+        try:
+            async with ShopifySimulator(seed=12, products=4, time_scale=0.001) as shop:
+                # Given the ERP holds the shop's SKUs, each under a fresh prefix, at its price
+                tag = uuid.uuid4().hex[:6].upper()
+                for v in variants(shop):
+                    v["sku"] = f"{tag}-{v['sku']}"
+                listed = {v["sku"]: Decimal(v["price"]) for v in variants(shop)}
+                drifted, missing = sorted(listed)[:2]
+                for sku, price in listed.items():
+                    if sku == missing:
+                        continue
+                    erp_price = price + Decimal("1.00") if sku == drifted else price
+                    await erp.upsert_product(
+                        {"sku": sku, "name": sku, "list_price": {"amount": str(erp_price)}}
+                    )
+                outcome = await compare(
+                    "price",
+                    connector("tryton").reader("erp", tryton_options),  # type: ignore[union-attr]
+                    connector("shopify").reader("shop", shop_options(shop, None)),  # type: ignore[union-attr]
+                    price=Tolerance(absolute=Decimal("0.005")),
+                )
+
+            # Then among the shop's SKUs exactly the injected drift is found; the ERP's other
+            # products (other tests', the demo's) are only on the left
+            mine = {(kind, sku) for kind, sku in found(outcome) if sku.startswith(tag)}
+            assert mine == {("mismatch", drifted), ("missing_left", missing)}
+            others = {(kind, sku) for kind, sku in found(outcome) if not sku.startswith(tag)}
+            assert {kind for kind, _ in others} <= {"missing_right"}
+            assert outcome.tally.agreed == len(listed) - 2
+        finally:
+            await erp.close()
+
+    asyncio.run(case())
+
+
+def test_readers_refuse_what_they_cannot_list(tmp_path: Path) -> None:
+    async def case() -> None:
+        async with (
+            ShopifySimulator(seed=13, products=1, time_scale=0.001) as shop,
+            ThreePLSimulator(tmp_path / "3pl", seed=13) as warehouse,
+        ):
+            no_location = connector("shopify").reader("shop", shop_options(shop, None))  # type: ignore[union-attr]
+            empty = connector("sftp_csv").reader("warehouse", warehouse_options(warehouse))  # type: ignore[union-attr]
+            try:
+                with pytest.raises(ContractError, match="location_id"):
+                    await anext(no_location.pages("stock"))
+                with pytest.raises(ContractError, match="not 'price'"):
+                    await anext(empty.pages("price"))
+                with pytest.raises(TransientError, match="no inventory snapshot"):
+                    await anext(empty.pages("stock"))
+            finally:
+                await no_location.close()
+                await empty.close()
+
+    asyncio.run(case())
