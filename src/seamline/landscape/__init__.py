@@ -1,0 +1,1 @@
+"""The landscape: every system and integration (in the hub and outside it), owners and risk."""
