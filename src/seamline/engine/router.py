@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from seamline.connectors.base import Event, Source
+from seamline.connectors.shape import Shapes
 from seamline.engine.mapping import read_path
 from seamline.errors import ContractError
 from seamline.journal.base import NewDelivery, Routing, StoredMessage
@@ -57,11 +59,20 @@ class Router:
     """Turns stored messages into routings, using the project's sources and flows."""
 
     def __init__(
-        self, project: Project, sources: Mapping[str, Source], sinks_safe: Callable[[Flow], bool]
+        self,
+        project: Project,
+        sources: Mapping[str, Source],
+        sinks_safe: Callable[[Flow], bool],
+        *,
+        shapes: Shapes | None = None,
     ) -> None:
         self.project = project
         self.sources = sources
         self._safe_retry = sinks_safe
+        self.shapes = shapes
+        """Learns the shape of what each system sends, from sampled messages (vendor drift)."""
+        self.drift: dict[str, dict[str, float]] = {}
+        """Drift found, per system: the warning's text and when it was first seen."""
         # Events just routed, by message id, so the worker that sends them soon after need not
         # decode the same bytes again. Only messages with one delivery (no event is shared
         # between flows), popped on use, bounded: a backlog simply decodes again.
@@ -82,6 +93,8 @@ class Router:
             log.exception("decoder failed", extra={"message_id": message.id})
             reason = f"decoder failed ({exc!r}); replay after a fix"
             return Routing(message.id, None, rejected=reason)
+        if self.shapes is not None and self.shapes.due(message.system, event.name):
+            self._sample(message, event.name)
         deliveries = []
         try:
             for flow in self.project.flows_for(message.system, event.name):
@@ -95,6 +108,17 @@ class Router:
             if len(self._recent) > RECENT_EVENTS:
                 del self._recent[next(iter(self._recent))]
         return Routing(message.id, event.name, keys=event.keys, deliveries=deliveries)
+
+    def _sample(self, message: StoredMessage, kind: str) -> None:
+        assert self.shapes is not None
+        try:
+            body = orjson.loads(message.body)
+        except orjson.JSONDecodeError:
+            return  # not JSON (a CSV row source decodes its own way): no shape to learn
+        for drift in self.shapes.observe(message.system, kind, body, f"message {message.id}"):
+            text = drift.text()
+            self.drift.setdefault(message.system, {}).setdefault(text, time.time())
+            log.warning("vendor drift", extra={"system": message.system, "drift": text})
 
     def event(self, message: StoredMessage) -> Event:
         """The decoded event of a message about to be sent: from the recent ones, or decoded."""

@@ -1,0 +1,87 @@
+"""Vendor drift: new and vanished fields found from sampled traffic, optional ones ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from seamline.connectors.shape import Shapes, paths
+
+
+def order(n: int, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": n,
+        "email": f"c{n}@example.com",
+        "line_items": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2, "tip": True}],
+        **extra,
+    }
+    if n % 3 == 0:
+        body["discount_codes"] = [{"code": "TEN"}]  # optional: a third of the orders
+    return body
+
+
+def test_paths_merge_list_items_and_name_nested_fields() -> None:
+    assert paths(order(1)) == {
+        "id", "email", "line_items", "line_items[].sku", "line_items[].quantity",
+        "line_items[].tip",
+    }  # fmt: skip
+
+
+def feed(shapes: Shapes, bodies: list[dict[str, Any]], start: int = 0) -> list[str]:
+    said = []
+    for n, body in enumerate(bodies, start):
+        said += [d.text() for d in shapes.observe("shop", "orders/create", body, f"message {n}")]
+    return said
+
+
+def test_a_new_field_is_reported_once_after_warm_up() -> None:
+    shapes = Shapes(warm_up=20)
+    assert feed(shapes, [order(n) for n in range(30)]) == []
+
+    said = feed(shapes, [order(n, source_identifier="x") for n in range(30, 35)], start=30)
+
+    assert said == [
+        "shop sends a new field 'source_identifier' in orders/create (first in message 30)"
+    ]
+
+
+def test_a_common_field_that_stops_coming_is_reported_once_optional_ones_never() -> None:
+    shapes = Shapes(warm_up=20, gone_after=5)
+    feed(shapes, [order(n) for n in range(40)])
+    without_email = [{k: v for k, v in order(n).items() if k != "email"} for n in range(40, 60)]
+
+    said = feed(shapes, without_email, start=40)
+
+    assert said == [
+        "shop stopped sending 'email' in orders/create: it came in nearly every one before "
+        "(first missing in message 44)"
+    ]
+
+
+def test_what_was_learned_survives_a_restart() -> None:
+    first = Shapes(warm_up=10)
+    feed(first, [order(n) for n in range(15)])
+    second = Shapes(warm_up=10)
+    second.load(first.state())
+
+    said = feed(second, [order(15, gift=True)], start=15)
+
+    assert said == ["shop sends a new field 'gift' in orders/create (first in message 15)"]
+
+
+@pytest.mark.parametrize(("times", "sampled"), [([0, 1, 5, 10, 10.5, 21], [0, 10, 21])])
+def test_sampling_looks_at_one_message_per_interval(
+    times: list[float], sampled: list[float]
+) -> None:
+    clock = iter(times)
+    now = [0.0]
+
+    def tick() -> float:
+        now[0] = next(clock)
+        return now[0]
+
+    shapes = Shapes(every=10, clock=tick)
+    taken = [now[0] for _ in times if shapes.due("shop", "orders/create")]
+
+    assert taken == sampled
