@@ -18,7 +18,7 @@ from typing import Any
 
 from seamline.checks.compare import Finding, Tally, Tolerance
 from seamline.checks.spool import Side, Spool
-from seamline.connectors.base import Reader
+from seamline.connectors.base import Reader, Window
 
 KEEP = 1000
 
@@ -64,6 +64,7 @@ async def run(
     on_finding: Callable[[Finding], None] | None = None,
     keep: int = KEEP,
     absent: Mapping[str, Any] | None = None,
+    window: Window | None = None,
     spool_dir: Path | None = None,
 ) -> Outcome:
     """Compare `entity` as `left` and `right` list it. Reader errors propagate."""
@@ -72,7 +73,7 @@ async def run(
     with Spool(spool_dir) as spool:
 
         async def read(side: Side, reader: Reader) -> None:
-            async for page in reader.pages(entity):
+            async for page in reader.pages(entity, window):
                 spool.extend(side, page)
                 state.read[side] += len(page)
                 if progress is not None:

@@ -28,7 +28,11 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "stock": {"available": "exact"},
     "price": {"price": "exact"},
 }
-ABSENT: dict[str, dict[str, object] | None] = {"stock": {"available": 0}, "price": None}
+ABSENT: dict[str, dict[str, object] | None] = {
+    "stock": {"available": 0},
+    "price": None,
+    "orders": None,
+}
 """What a row missing on one side stands for: stock not listed is stock at 0."""
 
 

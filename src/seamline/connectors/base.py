@@ -9,6 +9,7 @@ and the enumerations in them, and builds a `Source` (verify + decode) and a `Sin
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -123,23 +124,35 @@ class Poller(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Whole days, first and last included, each system reading them in its own time zone
+    (an order placed at 23:30 shop time belongs to that day in the shop and in the ERP)."""
+
+    first: datetime.date
+    last: datetime.date
+
+
 class Reader(Protocol):
     """Lists what a system holds of one entity set, for reconciliation checks (`checks/`).
 
     Entities and their rows (`seamline.checks.compare.Row`; values in canonical terms):
 
-    | entity  | key     | values                               |
-    |---------|---------|--------------------------------------|
-    | `stock` | `(sku,)`| `available`: units that may be sold at the system's location |
-    | `price` | `(sku,)`| `price`: decimal string, `currency`   |
+    | entity   | key          | values                                                  |
+    |----------|--------------|---------------------------------------------------------|
+    | `stock`  | `(sku,)`     | `available`: units that may be sold at the system's location |
+    | `price`  | `(sku,)`     | `price`: decimal string, `currency`                      |
+    | `orders` | `(number,)`  | `lines`: `"SKU*qty, ..."` (SKU order, lines without SKU left out), |
+    |          |              | `net`: total before tax, `currency`, `cancelled`: bool  |
 
-    Rows come page by page in the system's own order (a check spools them); a page may be
-    empty. Errors are `SeamlineError`s, raised once the reader has retried what it can.
+    `orders` needs a `window` (the orders placed in it); the other entities ignore it. Rows
+    come page by page in the system's own order (a check spools them); a page may be empty.
+    Errors are `SeamlineError`s, raised once the reader has retried what it can.
     """
 
     entities: Sequence[str]
 
-    def pages(self, entity: str) -> AsyncIterator[list[Row]]: ...
+    def pages(self, entity: str, window: Window | None = None) -> AsyncIterator[list[Row]]: ...
 
     async def close(self) -> None: ...
 

@@ -17,6 +17,7 @@ import posixpath
 from collections.abc import AsyncIterator, Sequence
 
 from seamline.checks.compare import Row
+from seamline.connectors.base import Window
 from seamline.connectors.sftp_csv.client import SftpClient
 from seamline.connectors.sftp_csv.connector import SftpCsvOptions
 from seamline.connectors.sftp_csv.formats import parse_snapshot, snapshot_key
@@ -49,7 +50,7 @@ class SftpCsvReader:
                     best = (placed[0], posixpath.join(folder, f.name))
         return best[1] if best else None
 
-    async def pages(self, entity: str) -> AsyncIterator[list[Row]]:
+    async def pages(self, entity: str, window: Window | None = None) -> AsyncIterator[list[Row]]:
         if entity not in self.entities:
             raise ContractError(f"{self.name}: a 3PL file drop lists stock, not {entity!r}")
         path = await self.newest_snapshot()

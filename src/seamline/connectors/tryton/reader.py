@@ -10,8 +10,12 @@ whole entity sets for checks (`connectors.base.Reader`).
 |         |          | shipments will take), `on_hand`: quantity there now               |
 | `price` | `(sku,)` | `price`: the product's list price (`list_price_used`), `currency`: |
 |         |          | the company's                                                     |
+| `orders`| `(reference,)` | the sales dated within the window: `lines` (product code and    |
+|         |          | quantity), `net` (untaxed amount), `currency`, `cancelled` (cancelled,|
+|         |          | or every shipment of it cancelled: called off after processing)   |
 
-Products without a code (SKU) are not listed.
+Products without a code (SKU) are not listed. A sale without a reference is keyed
+`sale <number>`: typed into the ERP by hand, no shop order can match it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from decimal import Decimal
 from typing import Any
 
 from seamline.checks.compare import Row
+from seamline.checks.entity import lines_text, money_text
+from seamline.connectors.base import Window
 from seamline.connectors.tryton.client import TrytonClient
 from seamline.connectors.tryton.connector import TrytonOptions
 from seamline.errors import ContractError, PermanentError
@@ -133,7 +139,7 @@ async def shipments(client: TrytonClient, reference: str) -> list[Shipment]:
 class TrytonReader:
     """Whole entity sets of one Tryton, page by page in product id order."""
 
-    entities: Sequence[str] = ("stock", "price")
+    entities: Sequence[str] = ("stock", "price", "orders")
 
     def __init__(self, name: str, options: TrytonOptions) -> None:
         self.client = TrytonClient(name, options)
@@ -141,11 +147,15 @@ class TrytonReader:
     async def close(self) -> None:
         await self.client.close()
 
-    async def pages(self, entity: str) -> AsyncIterator[list[Row]]:
+    async def pages(self, entity: str, window: Window | None = None) -> AsyncIterator[list[Row]]:
         if entity not in self.entities:
             raise ContractError(
                 f"{self.client.name}: a Tryton lists {', '.join(self.entities)}, not {entity!r}"
             )
+        if entity == "orders":
+            async for page in self._orders(window):
+                yield page
+            return
         context: dict[str, Any] = {}
         fields = ["code"]
         currency = ""
@@ -198,6 +208,70 @@ class TrytonReader:
                 ]
             if len(rows) < PAGE:
                 return
+
+    async def _orders(self, window: Window | None) -> AsyncIterator[list[Row]]:
+        if window is None:
+            raise ContractError(f"{self.client.name}: reading orders needs a window of days")
+        last = 0
+        while True:
+            sales = await self.client.model(
+                "sale.sale",
+                "search_read",
+                [
+                    ["id", ">", last],
+                    ["sale_date", ">=", window.first],
+                    ["sale_date", "<=", window.last],
+                ],
+                0,
+                PAGE,
+                [["id", "ASC"]],
+                ["reference", "number", "state", "untaxed_amount", "currency.code", "lines",
+                 "shipments"],
+            )  # fmt: skip
+            if not sales:
+                return
+            last = int(sales[-1]["id"])
+            line_ids = [int(i) for sale in sales for i in sale.get("lines") or []]
+            shipment_ids = [int(i) for sale in sales for i in sale.get("shipments") or []]
+            lines = {
+                int(r["id"]): r
+                for r in await self._read(
+                    "sale.line", line_ids, ["type", "product.code", "quantity"]
+                )
+            }
+            shipped = {
+                int(r["id"]): r["state"]
+                for r in await self._read("stock.shipment.out", shipment_ids, ["state"])
+            }
+            rows = []
+            for sale in sales:
+                own = [lines[int(i)] for i in sale.get("lines") or []]
+                states = [shipped[int(i)] for i in sale.get("shipments") or []]
+                called_off = bool(states) and all(state == "cancelled" for state in states)
+                rows.append(
+                    Row(
+                        (str(sale.get("reference") or f"sale {sale.get('number')}"),),
+                        {
+                            "lines": lines_text(
+                                ((r.get("product.") or {}).get("code"), r.get("quantity") or 0)
+                                for r in own
+                                if r.get("type") == "line"
+                            ),
+                            "net": money_text(sale.get("untaxed_amount") or 0),
+                            "currency": (sale.get("currency.") or {}).get("code"),
+                            "cancelled": sale["state"] == "cancelled" or called_off,
+                        },
+                    )
+                )
+            yield rows
+            if len(sales) < PAGE:
+                return
+
+    async def _read(self, model: str, ids: list[int], fields: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        rows: list[dict[str, Any]] = await self.client.model(model, "read", ids, fields)
+        return rows
 
 
 def _whole(value: Any) -> int | str:

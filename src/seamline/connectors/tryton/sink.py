@@ -366,14 +366,17 @@ class TrytonSink:
         order: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
         result = []
+        # Tryton's unit prices are net: of the line's discount and, when the shop's prices
+        # include tax, of that tax (Tryton adds its own taxes from the product's category).
+        included = bool(order.get("taxes_included"))
         for line in lines:
             quantity = int(line.get("quantity") or 0)
             if quantity <= 0:
                 continue
             price = _money(line.get("unit_price"), "unit_price") or Decimal(0)
             discount = _money(line.get("discount"), "discount") or Decimal(0)
-            # Tryton's unit price is net: the shop's line discount is spread over the units.
-            net = (price - discount / quantity).quantize(PRICE)
+            tax = _tax(line) if included else Decimal(0)
+            net = ((price * quantity - discount - tax) / quantity).quantize(PRICE)
             values: dict[str, Any] = {
                 "type": "line",
                 "quantity": float(quantity),
@@ -386,6 +389,8 @@ class TrytonSink:
             result.append(values)
         for shipping in order.get("shipping_lines") or []:
             price = _money(shipping.get("price"), "shipping_lines.price") or Decimal(0)
+            if included:
+                price -= _tax(shipping)
             if price:
                 result.append(
                     {
@@ -395,6 +400,27 @@ class TrytonSink:
                         "description": f"Shipping: {shipping.get('title') or ''}".strip(),
                     }
                 )
+        # An order discount the shop did not spread over the lines (a code for the whole
+        # order) is a line of its own, or Tryton would book it as revenue.
+        spread = sum(
+            (_money(line.get("discount"), "discount") or Decimal(0) for line in lines), Decimal(0)
+        )
+        totals = order.get("totals") or {}
+        rest = (_money(totals.get("discounts"), "totals.discounts") or Decimal(0)) - spread
+        if rest > 0:
+            codes = ", ".join(
+                str(d.get("code") or d.get("title") or "")
+                for d in order.get("discounts") or []
+                if d.get("code") or d.get("title")
+            )
+            result.append(
+                {
+                    "type": "line",
+                    "quantity": 1.0,
+                    "unit_price": (-rest).quantize(PRICE),
+                    "description": f"Discount: {codes}" if codes else "Order discount",
+                }
+            )
         return result
 
     async def cancel_sale(self, body: Mapping[str, Any]) -> int:
@@ -506,6 +532,14 @@ def _decimal(value: Any, what: str) -> Decimal | None:
 
 def _money(value: Any, what: str) -> Decimal | None:
     return _decimal(value, what)
+
+
+def _tax(line: Mapping[str, Any]) -> Decimal:
+    """The tax charged on a line or a shipping line (its `taxes` summed)."""
+    return sum(
+        (_money(t.get("amount"), "taxes.amount") or Decimal(0) for t in line.get("taxes") or []),
+        Decimal(0),
+    )
 
 
 def _date(value: Any) -> datetime.date:
