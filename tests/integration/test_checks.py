@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from seamline.checks.compare import Tolerance
+from seamline.checks.entity import phone_text
 from seamline.checks.run import Outcome, run
 from seamline.checks.spec import ABSENT
 from seamline.connectors.base import Window
@@ -256,6 +257,63 @@ def test_order_drift_between_shop_and_erp_is_found_exactly(tryton_options: Tryto
             }, [f.describe() for f in outcome.findings if f.key[0] in names]
             (mismatch,) = [f for f in outcome.findings if f.key[0] == short.data["number"]]
             assert mismatch.fields == ("lines", "net")  # a unit more costs more
+        finally:
+            await erp.close()
+
+    asyncio.run(case())
+
+
+def test_customer_drift_and_duplicates_are_found(tryton_options: TrytonOptions) -> None:
+    async def case() -> None:
+        erp = TrytonSink("erp", tryton_options)
+        try:
+            async with ShopifySimulator(seed=16, customers=5, time_scale=0.001) as shop:
+                # Given the shop's customers, with e-mails and phones of this test only...
+                tag = uuid.uuid4().hex[:8]
+                number = f"{int(tag, 16) % 10**6:06d}"
+                customers = sorted(shop.store.customers.values(), key=lambda c: c["id"])
+                for n, c in enumerate(customers):
+                    c["email"] = f"{tag}.{n}@Example.com"
+                    c["phone"] = f"+32 470 {number[:3]} {number[3:]} {n}"
+                never, renamed, twice = customers[0], customers[1], customers[2]
+                # ...in the ERP too, except one never synced, one renamed there, and one
+                # entered a second time under another address (same phone)
+                for c in customers[1:]:
+                    name = "Someone Else" if c is renamed else None
+                    await erp.upsert_customer(
+                        {
+                            "email": c["email"].lower(),
+                            "first_name": name or c["first_name"],
+                            "last_name": "" if name else c["last_name"],
+                            "phone": c["phone"],
+                        }
+                    )
+                await erp.upsert_customer(
+                    {"email": f"{tag}.again@example.com", "first_name": twice["first_name"],
+                     "last_name": twice["last_name"], "phone": twice["phone"]}
+                )  # fmt: skip
+                outcome = await run(
+                    "customers",
+                    connector("shopify").reader("shop", shop_options(shop, None)),  # type: ignore[union-attr]
+                    connector("tryton").reader("erp", tryton_options),  # type: ignore[union-attr]
+                    {"name": Tolerance()},
+                    duplicates_by=("phone",),
+                )
+
+            def email(c: dict[str, Any]) -> str:
+                return f"email:{c['email'].lower()}"
+
+            mine = {
+                (f.kind, f.key[0], f.fields)
+                for f in outcome.findings
+                if tag in f.key[0] or f.key[0].startswith(f"phone:+32470{number}")
+            }
+            assert mine == {
+                ("missing_right", email(never), ()),
+                ("mismatch", email(renamed), ("name",)),
+                ("missing_left", f"email:{tag}.again@example.com", ()),
+                ("duplicate", f"phone:{phone_text(twice['phone'])}", ("right", "phone")),
+            }
         finally:
             await erp.close()
 

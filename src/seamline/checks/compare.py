@@ -73,7 +73,10 @@ class Finding:
     left: Mapping[str, Any] | None = None
     right: Mapping[str, Any] | None = None
     fields: tuple[str, ...] = ()
-    """For a mismatch, the fields that differ; for a duplicate, which side (`left`/`right`)."""
+    """For a mismatch, the fields that differ; for a duplicate, which side (`left`/`right`)
+    and, for a probable duplicate, the field both rows share (`phone`)."""
+    first: Mapping[str, Any] | None = None
+    """For a duplicate, the row seen first with the same key."""
 
     def describe(self) -> str:
         """One line an operator reads."""
@@ -86,6 +89,8 @@ class Finding:
             )
             return f"{key}: {what}"
         if self.kind == "duplicate":
+            if len(self.fields) > 1:
+                return f"{key}: two records on the {self.fields[0]} share this {self.fields[1]}"
             return f"{key}: more than once on the {self.fields[0]}"
         side = "left" if self.kind == "missing_right" else "right"
         return f"{key}: only on the {side}"
@@ -143,22 +148,22 @@ def compare(
 
 def _unique(rows: Iterable[Row], side: str, tally: Tally) -> Iterator[Row | Finding]:
     """The rows of one side, a later row with the same key turned into a `duplicate`."""
-    previous: Key | None = None
+    previous: Row | None = None
     for row in rows:
         if side == "left":
             tally.left += 1
         else:
             tally.right += 1
-        if previous is not None and row.key <= previous:
-            if row.key == previous:
+        if previous is not None and row.key <= previous.key:
+            if row.key == previous.key:
                 values = {"left": row.values} if side == "left" else {"right": row.values}
-                yield Finding("duplicate", row.key, fields=(side,), **values)
+                yield Finding("duplicate", row.key, fields=(side,), first=previous.values, **values)
                 continue
             raise ValueError(
                 f"the {side} side is not sorted by key: {'/'.join(row.key)} came after "
-                f"{'/'.join(previous)}"
+                f"{'/'.join(previous.key)}"
             )
-        previous = row.key
+        previous = row
         yield row
 
 

@@ -10,17 +10,21 @@ findings are held.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seamline.checks.compare import Finding, Tally, Tolerance
+from seamline.checks.compare import Finding, Row, Tally, Tolerance, counted
 from seamline.checks.spool import Side, Spool
 from seamline.connectors.base import Reader, Window
 
 KEEP = 1000
+SCAN_PARTITIONS = 16
+"""Partitions of a duplicate scan (one side, one field): a few files, not a hundred."""
 
 
 @dataclass(slots=True)
@@ -65,16 +69,31 @@ async def run(
     keep: int = KEEP,
     absent: Mapping[str, Any] | None = None,
     window: Window | None = None,
+    duplicates_by: Sequence[str] = (),
     spool_dir: Path | None = None,
 ) -> Outcome:
-    """Compare `entity` as `left` and `right` list it. Reader errors propagate."""
+    """Compare `entity` as `left` and `right` list it. Reader errors propagate.
+
+    `duplicates_by` names fields (`phone`, `name`) by which two records of one side with
+    different keys are probably one (a customer twice, under two e-mail addresses): each is
+    a `duplicate` finding with `fields` (side, field)."""
     started, clock = time.time(), time.perf_counter()
     state = Progress()
-    with Spool(spool_dir) as spool:
+    with contextlib.ExitStack() as stack:
+        spool = stack.enter_context(Spool(spool_dir))
+        sides: tuple[Side, Side] = ("left", "right")
+        scans = {
+            (side, name): stack.enter_context(Spool(spool_dir, partitions=SCAN_PARTITIONS))
+            for side in sides
+            for name in duplicates_by
+        }
 
         async def read(side: Side, reader: Reader) -> None:
             async for page in reader.pages(entity, window):
                 spool.extend(side, page)
+                for (scanned, name), scan in scans.items():
+                    if scanned == side:
+                        scan.extend("left", _by(name, page))
                 state.read[side] += len(page)
                 if progress is not None:
                     progress(state)
@@ -87,7 +106,8 @@ async def run(
             progress(state)
         tally = Tally()
         kept: list[Finding] = []
-        for finding in spool.findings(fields, tally, absent=absent):
+        found = spool.findings(fields, tally, absent=absent)
+        for finding in itertools.chain(found, _probable(scans, tally)):
             if on_finding is not None:
                 on_finding(finding)
             if len(kept) < keep:
@@ -97,3 +117,25 @@ async def run(
     if progress is not None:
         progress(state)
     return Outcome(entity, tally, kept, started, time.perf_counter() - clock)
+
+
+def _by(name: str, page: list[Row]) -> Iterator[Row]:
+    """The page's rows keyed by one field's value (rows without it left out)."""
+    for row in page:
+        value = row.values.get(name)
+        if value:
+            yield Row((f"{name}:{value}",), {"key": "/".join(row.key), **row.values})
+
+
+def _probable(scans: Mapping[tuple[Side, str], Spool], tally: Tally) -> Iterator[Finding]:
+    """Records of one side sharing a field's value under different keys."""
+    for (side, name), scan in scans.items():
+        for found in scan.findings({}, duplicates_only=True):
+            assert found.left is not None and found.first is not None
+            if found.left["key"] == found.first["key"]:
+                continue  # the same record twice: the main comparison reports it
+            values = {"left": found.left} if side == "left" else {"right": found.left}
+            yield counted(
+                Finding("duplicate", found.key, fields=(side, name), first=found.first, **values),
+                tally,
+            )

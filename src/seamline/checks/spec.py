@@ -23,15 +23,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from seamline.checks.compare import Tolerance
 from seamline.settings import parse_duration
 
-ENTITIES = ("stock", "price")
+ENTITIES = ("stock", "price", "orders", "customers")
 DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "stock": {"available": "exact"},
     "price": {"price": "exact"},
+    "orders": {"lines": "exact", "net": "exact"},
+    "customers": {"name": "exact"},
 }
 ABSENT: dict[str, dict[str, object] | None] = {
     "stock": {"available": 0},
     "price": None,
     "orders": None,
+    "customers": None,
 }
 """What a row missing on one side stands for: stock not listed is stock at 0."""
 
@@ -79,7 +82,7 @@ class HealSpec(Strict):
 class CheckSpec(Strict):
     owner: str
     purpose: str = ""
-    entity: Literal["stock", "price"]
+    entity: Literal["stock", "price", "orders", "customers"]
     left: SideSpec
     right: SideSpec
     fields: dict[str, FieldSpec] = Field(default_factory=dict)

@@ -53,6 +53,7 @@ class _Rules:
     fields: Mapping[str, Tolerance]
     absent: Mapping[str, Any] | None
     tally: Tally
+    duplicates_only: bool = False
 
 
 class Spool:
@@ -96,13 +97,15 @@ class Spool:
         tally: Tally | None = None,
         *,
         absent: Mapping[str, Any] | None = None,
+        duplicates_only: bool = False,
     ) -> Iterator[Finding]:
-        """Every difference between the two sides (see `compare` for the kinds and `absent`)."""
+        """Every difference between the two sides (see `compare` for the kinds and `absent`);
+        with `duplicates_only`, only keys repeated within a side (a scan of one side)."""
         tally = tally if tally is not None else Tally()
         for files in self._files.values():
             for f in files:
                 f.close()
-        rules = _Rules(fields, absent, tally)
+        rules = _Rules(fields, absent, tally, duplicates_only)
         for n in range(self.partitions):
             yield from self._partition(self._name("left", n), self._name("right", n), 0, rules)
 
@@ -123,24 +126,18 @@ class Spool:
                 key, values = line.split(b"\t", 1)
                 tally.left += 1
                 if key in held:
-                    yield counted(
-                        Finding("duplicate", _key(key), left=_values(values), fields=("left",)),
-                        tally,
-                    )
+                    yield counted(_duplicate("left", key, values, held[key]), tally)
                 else:
                     held[key] = values
-        seen: set[bytes] = set()
+        seen: dict[bytes, bytes] = {}
         with open(right, "rb") as f:
             for line in f:
                 key, values = line.split(b"\t", 1)
                 tally.right += 1
                 if key in seen:
-                    yield counted(
-                        Finding("duplicate", _key(key), right=_values(values), fields=("right",)),
-                        tally,
-                    )
+                    yield counted(_duplicate("right", key, values, seen[key]), tally)
                     continue
-                seen.add(key)
+                seen[key] = values
                 mine = held.pop(key, None)
                 if mine is None:
                     yield from missing(
@@ -155,8 +152,11 @@ class Spool:
                         yield counted(Finding("mismatch", _key(key), a, b, differ), tally)
                     else:
                         tally.agreed += 1
-        for key, values in held.items():
-            yield from missing("missing_right", _key(key), _values(values), fields, absent, tally)
+        if not rules.duplicates_only:
+            for key, values in held.items():
+                yield from missing(
+                    "missing_right", _key(key), _values(values), fields, absent, tally
+                )
         os.unlink(left)
         os.unlink(right)
 
@@ -204,6 +204,16 @@ class Spool:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _duplicate(side: Side, key: bytes, values: bytes, first: bytes) -> Finding:
+    if side == "left":
+        return Finding(
+            "duplicate", _key(key), left=_values(values), fields=(side,), first=_values(first)
+        )
+    return Finding(
+        "duplicate", _key(key), right=_values(values), fields=(side,), first=_values(first)
+    )
 
 
 def _key(raw: bytes) -> Key:

@@ -5,6 +5,7 @@
 | `stock` | `(sku,)` | `available` at the system's `location_id` (not listed: not stocked there) |
 | `price` | `(sku,)` | `price` of the variant, `currency`: the shop's                 |
 | `orders`| `(name,)`| `lines`, `net` (total minus tax), `currency`, `cancelled`      |
+| `customers` | `customer_key` | `name`, `email`, `phone` (as `checks.entity` writes them) |
 
 Test orders are left out.
 
@@ -26,7 +27,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from seamline.checks.compare import Row
-from seamline.checks.entity import lines_text, money_text
+from seamline.checks.entity import (
+    customer_key,
+    email_text,
+    lines_text,
+    money_text,
+    name_text,
+    phone_text,
+)
 from seamline.connectors.base import Window
 from seamline.connectors.shopify.client import Answer, ShopifyClient, gid
 from seamline.connectors.shopify.connector import ShopifyOptions
@@ -66,12 +74,20 @@ query Lines($id: ID!, $after: String) {
   }
 }
 """
+CUSTOMERS = """
+query Customers($first: Int!, $after: String) {
+  customers(first: $first, after: $after) {
+    nodes { email phone firstName lastName }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
 STOCK = """ inventoryItem { inventoryLevel(locationId: $location) {
       quantities(names: ["available"]) { name quantity } } }"""
 
 
 class ShopifyReader:
-    entities: Sequence[str] = ("stock", "price", "orders")
+    entities: Sequence[str] = ("stock", "price", "orders", "customers")
 
     def __init__(self, name: str, options: ShopifyOptions) -> None:
         self.name = name
@@ -88,6 +104,10 @@ class ShopifyReader:
             )
         if entity == "orders":
             async for page in self._orders(window):
+                yield page
+            return
+        if entity == "customers":
+            async for page in self._customers():
                 yield page
             return
         variables: dict[str, Any] = {"first": PAGE, "after": None}
@@ -115,6 +135,28 @@ class ShopifyReader:
                     Row((str(n["sku"]),), {"price": str(n["price"]), "currency": currency})
                     for n in nodes
                 ]
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            variables["after"] = page["pageInfo"]["endCursor"]
+
+    async def _customers(self) -> AsyncIterator[list[Row]]:
+        variables: dict[str, Any] = {"first": PAGE, "after": None}
+        while True:
+            page = (await self._ask(CUSTOMERS, variables))["customers"]
+            rows = []
+            for c in page["nodes"]:
+                name = " ".join(p for p in (c.get("firstName"), c.get("lastName")) if p)
+                rows.append(
+                    Row(
+                        customer_key(c.get("email"), c.get("phone"), name),
+                        {
+                            "name": name_text(name),
+                            "email": email_text(c.get("email")),
+                            "phone": phone_text(c.get("phone")),
+                        },
+                    )
+                )
+            yield rows
             if not page["pageInfo"]["hasNextPage"]:
                 return
             variables["after"] = page["pageInfo"]["endCursor"]

@@ -14,6 +14,8 @@ whole entity sets for checks (`connectors.base.Reader`).
 |         |          | quantity), `net` (untaxed amount), `currency`, `cancelled` (cancelled,|
 |         |          | or every shipment of it cancelled: called off after processing)   |
 
+| `customers` | `customer_key` | parties with an e-mail or phone: `name`, `email`, `phone` |
+
 Products without a code (SKU) are not listed. A sale without a reference is keyed
 `sale <number>`: typed into the ERP by hand, no shop order can match it.
 """
@@ -27,7 +29,14 @@ from decimal import Decimal
 from typing import Any
 
 from seamline.checks.compare import Row
-from seamline.checks.entity import lines_text, money_text
+from seamline.checks.entity import (
+    customer_key,
+    email_text,
+    lines_text,
+    money_text,
+    name_text,
+    phone_text,
+)
 from seamline.connectors.base import Window
 from seamline.connectors.tryton.client import TrytonClient
 from seamline.connectors.tryton.connector import TrytonOptions
@@ -139,7 +148,7 @@ async def shipments(client: TrytonClient, reference: str) -> list[Shipment]:
 class TrytonReader:
     """Whole entity sets of one Tryton, page by page in product id order."""
 
-    entities: Sequence[str] = ("stock", "price", "orders")
+    entities: Sequence[str] = ("stock", "price", "orders", "customers")
 
     def __init__(self, name: str, options: TrytonOptions) -> None:
         self.client = TrytonClient(name, options)
@@ -154,6 +163,10 @@ class TrytonReader:
             )
         if entity == "orders":
             async for page in self._orders(window):
+                yield page
+            return
+        if entity == "customers":
+            async for page in self._customers():
                 yield page
             return
         context: dict[str, Any] = {}
@@ -265,6 +278,48 @@ class TrytonReader:
                 )
             yield rows
             if len(sales) < PAGE:
+                return
+
+    async def _customers(self) -> AsyncIterator[list[Row]]:
+        last = 0
+        while True:
+            parties = await self.client.model(
+                "party.party",
+                "search_read",
+                [["id", ">", last]],
+                0,
+                PAGE,
+                [["id", "ASC"]],
+                ["name", "contact_mechanisms"],
+            )
+            if not parties:
+                return
+            last = int(parties[-1]["id"])
+            ids = [int(i) for p in parties for i in p.get("contact_mechanisms") or []]
+            contacts = {
+                int(c["id"]): c
+                for c in await self._read("party.contact_mechanism", ids, ["type", "value"])
+            }
+            rows = []
+            for party in parties:
+                own = [contacts[int(i)] for i in party.get("contact_mechanisms") or []]
+                email = next((c["value"] for c in own if c["type"] == "email"), None)
+                phone = next((c["value"] for c in own if c["type"] in ("phone", "mobile")), None)
+                if not email and not phone:
+                    continue  # the company itself, suppliers without contacts: not customers
+                name = str(party.get("name") or "")
+                rows.append(
+                    Row(
+                        customer_key(email, phone, name),
+                        {
+                            "name": name_text(name),
+                            "email": email_text(email),
+                            "phone": phone_text(phone),
+                        },
+                    )
+                )
+            yield rows
+            if len(parties) < PAGE:
                 return
 
     async def _read(self, model: str, ids: list[int], fields: list[str]) -> list[dict[str, Any]]:

@@ -351,6 +351,34 @@ def _products(
     return _page(found, PRODUCT_KEYS[sortKey], **args)
 
 
+CUSTOMER_SEARCH: Final[dict[str, Getter]] = {
+    "id": lambda c: c["id"],
+    "email": lambda c: c["email"],
+    "phone": lambda c: c["phone"],
+    "created_at": lambda c: parse_time(c["created_at"]),
+    "updated_at": lambda c: parse_time(c["updated_at"]),
+}
+CUSTOMER_KEYS: Final[dict[str, Callable[[Json], Key]]] = {
+    "ID": _by_id,
+    "RELEVANCE": _by_id,
+    "CREATED_AT": _time_key("created_at"),
+    "UPDATED_AT": _time_key("updated_at"),
+}
+
+
+def _customer_text(customer: Json) -> str:
+    return " ".join(str(customer.get(k) or "") for k in ("first_name", "last_name", "email"))
+
+
+@resolves("QueryRoot", "customers")
+def _customers(
+    _: Any, ctx: Context, query: str | None = None, sortKey: str = "ID", **args: Any
+) -> Json:
+    customers = list(ctx.shop.customers.values())
+    found = _searched(ctx, "customers", customers, query, CUSTOMER_SEARCH, _customer_text)
+    return _page(found, CUSTOMER_KEYS[sortKey], **args)
+
+
 VARIANT_SEARCH: Final[dict[str, Getter]] = {
     "sku": lambda v: v["sku"],
     "barcode": lambda v: v["barcode"],
