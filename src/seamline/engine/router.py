@@ -55,6 +55,16 @@ def headers_of(raw: bytes) -> dict[str, str]:
     return decoded if isinstance(decoded, dict) else {}
 
 
+def offline_router(project: Project) -> Router:
+    """A router for work outside the hub (flow tests, previews, edits): the project's sources,
+    every flow taken as safe to retry (nothing is sent)."""
+    sourced = {f.spec.source.system for f in project.flows.values()}
+    sources = {
+        n: s.connector.source(n, s.options) for n, s in project.systems.items() if n in sourced
+    }
+    return Router(project, sources, lambda _flow: True)
+
+
 class Router:
     """Turns stored messages into routings, using the project's sources and flows."""
 
@@ -98,7 +108,7 @@ class Router:
         deliveries = []
         try:
             for flow in self.project.flows_for(message.system, event.name):
-                delivery = self._delivery(flow, event)
+                delivery = self.delivery(flow, event)
                 if delivery is not None:
                     deliveries.append(delivery)
         except ContractError as exc:
@@ -125,7 +135,9 @@ class Router:
         event = self._recent.pop(message.id, None)
         return event if event is not None else self.decode(message)
 
-    def _delivery(self, flow: Flow, event: Event) -> NewDelivery | None:
+    def delivery(self, flow: Flow, event: Event) -> NewDelivery | None:
+        """The delivery of `event` for `flow`; None when the flow's filter leaves it out.
+        Raises ContractError when the event lacks the ordering key or version the flow needs."""
         spec = flow.spec
         for path, expected in spec.source.filter.items():
             if read_path(event.data, path) != expected:

@@ -1,0 +1,1 @@
+"""Safe change: flow tests, flow versions, previews of a change on real traffic."""
