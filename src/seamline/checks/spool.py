@@ -7,9 +7,10 @@ partition at a time, it loads the left rows into a dict and streams the right ro
 Memory holds one partition; a partition larger than `max_bytes` on disk is split again
 (another hash) before it is loaded, so a set of any size fits the same memory.
 
-A row is stored as `<key as JSON>\\t<values as JSON>\\n` (JSON escapes tabs and newlines, so
-the tab splits it), and two rows whose values serialise to the same bytes agree without being
-parsed: only differing rows are decoded and judged by the field tolerances, as `compare` does.
+A row is stored as `<key as a JSON list>\\t<values as JSON>\\n` (JSON escapes tabs and
+newlines, so the tab splits it), and two rows whose values serialise to the same bytes agree
+without being parsed: only differing rows are decoded and judged by the field tolerances, as
+`compare` does.
 Findings come partition by partition, not in key order.
 """
 
@@ -37,8 +38,8 @@ from seamline.checks.compare import (
 )
 
 Side = Literal["left", "right"]
-SEPARATOR = "\x1f"
-"""Joins a key's parts; below every printable character."""
+MATCHED = b"\x00"
+"""Marks a left row a right row has met (JSON never starts with a NUL)."""
 PARTITIONS = 64
 MAX_BYTES = 16 << 20
 """Largest left partition loaded as it is (16 MiB of rows on disk, about 60 MB in a dict)."""
@@ -86,9 +87,8 @@ class Spool:
         partitions = self.partitions
         dumps = orjson.dumps
         newline = orjson.OPT_APPEND_NEWLINE
-        join = SEPARATOR.join
         for row in rows:
-            key = join(row.key)
+            key = row.key
             writes[hash(key) % partitions](dumps(key) + b"\t" + dumps(row.values, option=newline))
 
     def findings(
@@ -120,43 +120,51 @@ class Spool:
             yield from self._split(left, right, depth + 1, rules)
             return
         fields, absent, tally = rules.fields, rules.absent, rules.tally
+        # The left rows by key; once a right row met one, its entry becomes MATCHED + the
+        # right row's values, so a second right row with that key is a duplicate.
         held: dict[bytes, bytes] = {}
+        count = 0
         with open(left, "rb") as f:
             for line in f:
                 key, values = line.split(b"\t", 1)
-                tally.left += 1
-                if key in held:
-                    yield counted(_duplicate("left", key, values, held[key]), tally)
-                else:
+                count += 1
+                first = held.get(key)
+                if first is None:
                     held[key] = values
-        seen: dict[bytes, bytes] = {}
+                else:
+                    yield counted(_duplicate("left", key, values, first), tally)
+        tally.left += count
+        count = agreed = 0
         with open(right, "rb") as f:
             for line in f:
                 key, values = line.split(b"\t", 1)
-                tally.right += 1
-                if key in seen:
-                    yield counted(_duplicate("right", key, values, seen[key]), tally)
+                count += 1
+                mine = held.get(key)
+                if mine is not None and mine[:1] == MATCHED:
+                    yield counted(_duplicate("right", key, values, mine[1:]), tally)
                     continue
-                seen[key] = values
-                mine = held.pop(key, None)
+                held[key] = MATCHED + values
                 if mine is None:
                     yield from missing(
                         "missing_left", _key(key), _values(values), fields, absent, tally
                     )
                 elif mine == values:
-                    tally.agreed += 1
+                    agreed += 1
                 else:
                     a, b = _values(mine), _values(values)
                     differ = judge(a, b, fields)
                     if differ:
                         yield counted(Finding("mismatch", _key(key), a, b, differ), tally)
                     else:
-                        tally.agreed += 1
+                        agreed += 1
+        tally.right += count
+        tally.agreed += agreed
         if not rules.duplicates_only:
             for key, values in held.items():
-                yield from missing(
-                    "missing_right", _key(key), _values(values), fields, absent, tally
-                )
+                if values[:1] != MATCHED:
+                    yield from missing(
+                        "missing_right", _key(key), _values(values), fields, absent, tally
+                    )
         os.unlink(left)
         os.unlink(right)
 
@@ -217,8 +225,7 @@ def _duplicate(side: Side, key: bytes, values: bytes, first: bytes) -> Finding:
 
 
 def _key(raw: bytes) -> Key:
-    text: str = orjson.loads(raw)
-    return tuple(text.split(SEPARATOR))
+    return tuple(orjson.loads(raw))
 
 
 def _values(raw: bytes) -> dict[str, Any]:
