@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import shutil
+import socket
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -17,22 +20,33 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from seamline.checks import heal
 from seamline.checks.compare import Tolerance
 from seamline.checks.entity import phone_text
 from seamline.checks.run import Outcome, run
-from seamline.checks.spec import ABSENT
+from seamline.checks.spec import ABSENT, CheckSpec
 from seamline.connectors.base import Window
 from seamline.connectors.registry import connector
 from seamline.connectors.sftp_csv.connector import PollOptions, SftpCsvOptions
 from seamline.connectors.shopify.connector import ShopifyOptions
 from seamline.connectors.tryton.connector import TrytonOptions
 from seamline.connectors.tryton.sink import TrytonSink
+from seamline.engine.hub import Hub
 from seamline.errors import ContractError, TransientError
+from seamline.project import load_project
 from seamline.sandbox.shopify import ShopifySimulator
 from seamline.sandbox.threepl import ThreePLSimulator
 from seamline.settings import Secret
 
 pytestmark = pytest.mark.timeout(240)
+EXAMPLE = Path(__file__).parents[2] / "examples" / "demo-shop"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def shop_options(sim: ShopifySimulator, location: int | None) -> ShopifyOptions:
@@ -316,5 +330,103 @@ def test_customer_drift_and_duplicates_are_found(tryton_options: TrytonOptions) 
             }
         finally:
             await erp.close()
+
+    asyncio.run(case())
+
+
+def heal_project(root: Path, shop: ShopifySimulator, warehouse: ThreePLSimulator) -> Path:
+    """The 3PL's stock to the shop (its files are read hourly: the test's heals are alone)."""
+    (root / "systems").mkdir(parents=True)
+    (root / "flows").mkdir()
+    (root / "seamline.yaml").write_text("name: heal\njournal: journal.db\n")
+    (root / "systems" / "shop.yaml").write_text(
+        f"kind: shopify\nowner: shop@x\nconnection:\n  shop: {shop.shop}\n"
+        f"  base_url: {shop.url}\n  api_version: '{shop.api_version}'\n"
+        f"  access_token: ${{HEAL_SHOP_TOKEN}}\n"
+        f"  location_id: '{min(shop.store.locations)}'\n"
+    )
+    (root / "systems" / "warehouse.yaml").write_text(
+        f"kind: sftp_csv\nowner: ops@x\nconnection:\n  host: 127.0.0.1\n"
+        f"  port: {warehouse.port}\n  username: {warehouse.username}\n"
+        f"  password: ${{HEAL_3PL_PASSWORD}}\n  insecure_accept_any_host_key: true\n"
+        "  poll: {interval: 1h}\n"
+    )
+    shutil.copy(EXAMPLE / "flows" / "stock-to-shop.yaml", root / "flows")
+    return root
+
+
+def test_a_heal_sends_the_left_value_through_its_flow_and_the_rerun_is_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def case() -> None:
+        async with (
+            ShopifySimulator(seed=17, products=3, time_scale=0.001) as shop,
+            ThreePLSimulator(tmp_path / "3pl", seed=17) as warehouse,
+        ):
+            monkeypatch.setenv("HEAL_SHOP_TOKEN", shop.token)
+            monkeypatch.setenv("HEAL_3PL_PASSWORD", warehouse.password)
+            project = load_project(heal_project(tmp_path / "p", shop, warehouse))
+            location = min(shop.store.locations)
+            items = {v["sku"]: v["inventory_item_id"] for v in variants(shop)}
+            skus = sorted(items)
+            # Given drift: one level differs, one SKU the 3PL no longer lists is 4 in the shop
+            truth = {sku: 20 + n for n, sku in enumerate(skus)}
+            for sku, units in truth.items():
+                shop.set_inventory(items[sku], location, units)
+            shop.set_inventory(items[skus[0]], location, 99)
+            warehouse.set_stock({**truth, skus[1]: 0})
+            # a snapshot the hub read long ago (moved aside), the shop drifted since
+            name = warehouse.write_inventory_snapshot()
+            done = tmp_path / "3pl" / "out" / "processed"
+            done.mkdir(exist_ok=True)
+            (tmp_path / "3pl" / "out" / name).rename(done / f"{name}.20261129000000")
+            spec = CheckSpec.model_validate(
+                {"owner": "ops", "entity": "stock", "left": {"system": "warehouse"},
+                 "right": {"system": "shop"}, "heal": {"flow": "stock-to-shop"}}
+            )  # fmt: skip
+
+            async def check() -> Outcome:
+                return await compare(
+                    "stock",
+                    connector("sftp_csv").reader("warehouse", project.systems["warehouse"].options),  # type: ignore[union-attr]
+                    connector("shopify").reader("shop", project.systems["shop"].options),  # type: ignore[union-attr]
+                )
+
+            first = await check()
+            heals, left_out = heal.plan(spec, project.flows["stock-to-shop"], first.findings)
+
+            # Then the dry run says what would be sent: the 3PL's level, 0 where it lists none
+            assert {(h.key[0], h.data["available"]) for h in heals} == {
+                (skus[0], truth[skus[0]]),
+                (skus[1], 0),
+            }
+            assert left_out == []
+            assert shop.store.levels[(items[skus[0]], location)]["available"] == 99
+
+            # When the heal is applied through a running hub
+            hub = Hub(project, listen=("127.0.0.1", free_port()))
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(hub.run())
+                try:
+                    await asyncio.wait_for(hub.started.wait(), 30)
+                    sent = await heal.apply(hub.journal, heals, check="stock", run="r1", actor="t")
+                    again = await heal.apply(hub.journal, heals, check="stock", run="r1", actor="t")
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        counts = {r.state: r.count for r in await hub.journal.flow_counts()}
+                        if counts.get("delivered", 0) >= 2:
+                            break
+                        await asyncio.sleep(0.2)
+                    audit = [a for a in await hub.journal.audit_log() if a["action"] == "heal"]
+                finally:
+                    hub.stop()
+                    await task
+
+            # Then each went as an ordinary delivery, once, audited, and the rerun is clean
+            assert (sent, again) == (2, 0)
+            assert counts == {"delivered": 2}, counts
+            assert len(audit) == 2
+            rerun = await check()
+            assert rerun.clean, rerun.summary()
 
     asyncio.run(case())

@@ -25,6 +25,10 @@ from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.router")
 RECENT_EVENTS = 4096
+HUB = "seamline"
+"""The system name of messages the hub makes itself (heals of a check): their body is a
+canonical event, `{"event": ..., "data": ...}`, and their `flow` header names the one flow
+they go to. No project system may have this name, and ingest never journals under it."""
 
 
 def source_version(value: Any) -> float:
@@ -48,6 +52,14 @@ def source_version(value: Any) -> float:
             when = when.replace(tzinfo=dt.UTC)
         return when.timestamp()
     raise ContractError(f"{value!r} is not a version or timestamp")
+
+
+def _hub_event(message: StoredMessage) -> Event:
+    try:
+        decoded = orjson.loads(message.body)
+        return Event(str(decoded["event"]), dict(decoded["data"]), dict(decoded.get("keys") or {}))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ContractError(f"a hub message is {{event, data}} JSON ({exc!r})") from None
 
 
 def headers_of(raw: bytes) -> dict[str, str]:
@@ -89,6 +101,8 @@ class Router:
         self._recent: dict[int, Event] = {}
 
     def decode(self, message: StoredMessage) -> Event:
+        if message.system == HUB:
+            return _hub_event(message)
         source = self.sources.get(message.system)
         if source is None:
             raise ContractError(f"system '{message.system}' is not (or no longer) in the project")
@@ -106,8 +120,12 @@ class Router:
         if self.shapes is not None and self.shapes.due(message.system, event.name):
             self._sample(message, event.name)
         deliveries = []
+        flows = self.project.flows_for(message.system, event.name)
+        if message.system == HUB:
+            named = self.project.flows.get(headers_of(message.headers).get("flow", ""))
+            flows = [named] if named and event.name in named.spec.source.events else []
         try:
-            for flow in self.project.flows_for(message.system, event.name):
+            for flow in flows:
                 delivery = self.delivery(flow, event)
                 if delivery is not None:
                     deliveries.append(delivery)
