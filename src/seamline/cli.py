@@ -1,4 +1,4 @@
-"""The `seamline` command: init, check, run, status, replay, demo."""
+"""The `seamline` command: init, check, run, status, replay, demo, user, token."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from seamline.errors import ProjectError, SeamlineError
-from seamline.journal.base import Selection
+from seamline.journal.base import Role, Selection
 from seamline.journal.group_commit import GroupCommitJournal
 from seamline.observe import log as logs
 from seamline.observe.status import age_text, snapshot
@@ -393,7 +393,7 @@ async def _event_data(
     project: Project, journal: GroupCommitJournal, delivery_id: int
 ) -> dict[str, Any]:
     """What a delivery sends: its edited payload, or its message decoded as the router does."""
-    from seamline.engine.router import Router
+    from seamline.engine.router import offline_router
 
     found = await journal.delivery_source(delivery_id)
     if found is None:
@@ -402,12 +402,7 @@ async def _event_data(
     if payload is not None:
         data: dict[str, Any] = orjson.loads(payload)
         return data
-    sourced = {f.spec.source.system for f in project.flows.values()}
-    sources = {
-        n: s.connector.source(n, s.options) for n, s in project.systems.items() if n in sourced
-    }
-    router = Router(project, sources, lambda _f: True)
-    return router.decode(message).data
+    return offline_router(project).decode(message).data
 
 
 def _edited_payload(path: Path) -> bytes | None:
@@ -461,6 +456,189 @@ def demo(
         run_demo(duration=30.0 if duration is None else duration, rate=rate, keep=keep, console=out)
     )
     raise typer.Exit(code)
+
+
+users = typer.Typer(help="People who may use the console and the REST API.", no_args_is_help=True)
+tokens = typer.Typer(help="API tokens for the REST API.", no_args_is_help=True)
+app.add_typer(users, name="user")
+app.add_typer(tokens, name="token")
+RoleOption = Annotated[str, typer.Option("--role", "-r", help="viewer, operator or admin")]
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option("--project", "-p", help="Project folder (default: $SEAMLINE_PROJECT or .)"),
+]
+
+
+def _role(text: str) -> Role:
+    from seamline.console.credentials import role_of
+
+    try:
+        return role_of(text)
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+
+
+def _password(password_file: Path | None) -> str:
+    """From a file, from stdin (`-`), or typed twice at a prompt; never echoed."""
+    import getpass
+    import sys
+
+    if password_file is not None:
+        text = sys.stdin.read() if str(password_file) == "-" else password_file.read_text()
+        return text.rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        err.print("the passwords differ")
+        raise typer.Exit(2)
+    return first
+
+
+@users.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="The name to sign in with")],
+    role: RoleOption = "viewer",
+    password_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the password from this file (- for stdin) instead of a prompt"),
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Add a user (the password is asked for, never shown)."""
+    from seamline.console.access import Access
+
+    chosen = _role(role)
+    password = _password(password_file)
+    loaded = _project(project)
+
+    async def go() -> str | None:
+        journal = await _open(loaded)
+        try:
+            await Access(journal).add_user(name, chosen, password, actor=operator_name())
+        except ValueError as exc:
+            return str(exc)
+        finally:
+            await journal.close()
+        return None
+
+    problem = _run(go())
+    if problem:
+        err.print(problem)
+        raise typer.Exit(1)
+    out.print(f"added {name} ({chosen})")
+
+
+@users.command("list")
+def user_list(project: ProjectOption = None) -> None:
+    """Users and their roles."""
+    loaded = _project(project)
+
+    async def go() -> list[dict[str, Any]]:
+        journal = await _open(loaded)
+        try:
+            return await journal.users()
+        finally:
+            await journal.close()
+
+    table = Table("name", "role", "added", "last seen", box=box.SIMPLE_HEAD)
+    for u in _run(go()):
+        seen = _fmt_time(u["last_seen"]) if u["last_seen"] else "-"
+        table.add_row(u["name"], u["role"], _fmt_time(u["created_at"]), seen)
+    out.print(table)
+
+
+@users.command("remove")
+def user_remove(
+    name: Annotated[str, typer.Argument(help="The user to remove")],
+    project: ProjectOption = None,
+) -> None:
+    """Remove a user; their sessions end."""
+    loaded = _project(project)
+
+    async def go() -> bool:
+        journal = await _open(loaded)
+        try:
+            return await journal.remove_user(name, actor=operator_name())
+        finally:
+            await journal.close()
+
+    if not _run(go()):
+        err.print(f"there is no user {name!r}")
+        raise typer.Exit(1)
+    out.print(f"removed {name}")
+
+
+@tokens.command("add")
+def token_add(
+    name: Annotated[str, typer.Argument(help="What uses it (a script, a dashboard)")],
+    role: RoleOption = "viewer",
+    project: ProjectOption = None,
+) -> None:
+    """Make an API token; it is printed once and only its hash is kept."""
+    from seamline.console.access import Access
+
+    chosen = _role(role)
+    loaded = _project(project)
+
+    async def go() -> tuple[int, str]:
+        journal = await _open(loaded)
+        try:
+            return await Access(journal).add_token(name, chosen, actor=operator_name())
+        finally:
+            await journal.close()
+
+    token_id, secret = _run(go())
+    err.print(f"token {token_id} ({name}, {chosen}); it is shown this once:")
+    print(secret)
+
+
+@tokens.command("list")
+def token_list(project: ProjectOption = None) -> None:
+    """API tokens (never their secrets)."""
+    loaded = _project(project)
+
+    async def go() -> list[dict[str, Any]]:
+        journal = await _open(loaded)
+        try:
+            return await journal.tokens()
+        finally:
+            await journal.close()
+
+    table = Table("id", "name", "role", "added", "by", "last used", "revoked", box=box.SIMPLE_HEAD)
+    for t in _run(go()):
+        table.add_row(
+            str(t["id"]),
+            t["name"],
+            t["role"],
+            _fmt_time(t["created_at"]),
+            t["created_by"],
+            _fmt_time(t["last_used"]) if t["last_used"] else "-",
+            _fmt_time(t["revoked_at"]) if t["revoked_at"] else "-",
+        )
+    out.print(table)
+
+
+@tokens.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (seamline token list)")],
+    project: ProjectOption = None,
+) -> None:
+    """Revoke a token: refused from its next request on."""
+    import time
+
+    loaded = _project(project)
+
+    async def go() -> bool:
+        journal = await _open(loaded)
+        try:
+            return await journal.revoke_token(token_id, actor=operator_name(), now=time.time())
+        finally:
+            await journal.close()
+
+    if not _run(go()):
+        err.print(f"there is no live token {token_id}")
+        raise typer.Exit(1)
+    out.print(f"revoked token {token_id}")
 
 
 def main() -> None:

@@ -16,13 +16,19 @@ from __future__ import annotations
 import hashlib
 import re
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from seamline.connectors.base import Connector
 from seamline.connectors.registry import CONNECTORS
@@ -30,6 +36,7 @@ from seamline.engine.mapping import Mapping as CompiledMapping
 from seamline.engine.mapping import MappingSpec, compile_mapping, uncovered_values
 from seamline.engine.retry import RetryPolicy, exponential
 from seamline.errors import Problem, ProjectError
+from seamline.observe.spec import NOTIFIER_KINDS, AlertsSpec, NotifierSpec
 from seamline.settings import (
     Duration,
     HubSettings,
@@ -167,6 +174,7 @@ class FlowSpec(Strict):
     stale: StaleSpec | None = None
     retry: RetrySpec = RetrySpec()
     sla: SlaSpec = SlaSpec()
+    alerts: AlertsSpec = AlertsSpec()
 
     @model_validator(mode="after")
     def _coalesce_needs_key(self) -> FlowSpec:
@@ -203,6 +211,8 @@ class Project:
     settings: HubSettings
     systems: dict[str, System]
     flows: dict[str, Flow]
+    notifiers: dict[str, NotifierSpec] = field(default_factory=dict)
+    """`notifiers:` in seamline.yaml: where alerts are sent, by name."""
 
     def flows_for(self, system: str, event: str) -> list[Flow]:
         return [
@@ -337,6 +347,10 @@ def _takes_secret(annotation: Any) -> bool:
     return any(_takes_secret(arg) for arg in typing.get_args(annotation))
 
 
+HUB_SYSTEM = "seamline"
+"""Reserved: the system name of messages the hub makes itself (`engine.router.HUB`)."""
+
+
 def _name_ok(path: Path, root: Path, problems: list[Problem]) -> bool:
     if _NAME.match(path.stem):
         return True
@@ -351,12 +365,22 @@ def _name_ok(path: Path, root: Path, problems: list[Problem]) -> bool:
     return False
 
 
-def _load_settings(root: Path, problems: list[Problem]) -> HubSettings:
+@dataclass
+class _Notifiers:
+    specs: dict[str, NotifierSpec] = field(default_factory=dict)
+    declared: set[str] = field(default_factory=set)
+    """Every name under `notifiers:`, broken ones too (reported once, where they are)."""
+
+
+def _load_settings(
+    root: Path, problems: list[Problem], notifiers: _Notifiers | None = None
+) -> HubSettings:
     path = root / "seamline.yaml"
     data: dict[str, Any] = {}
     doc = _read(path, root, problems) if path.exists() else None
     if doc is not None:
         data = dict(doc.data)
+        _load_notifiers(doc, data.pop("notifiers", None), root, problems, notifiers or _Notifiers())
     data.update(environment_overrides())
     try:
         return HubSettings.model_validate(data)
@@ -365,9 +389,76 @@ def _load_settings(root: Path, problems: list[Problem]) -> HubSettings:
         return HubSettings()
 
 
+def _load_notifiers(
+    doc: _Doc, raw: Any, root: Path, problems: list[Problem], out: _Notifiers
+) -> None:
+    """`notifiers:` in seamline.yaml: name → kind and settings, secrets as references."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        problems.append(
+            Problem(
+                doc.file,
+                doc.line(("notifiers",)),
+                "notifiers must map names to settings",
+                "write each as a name with its kind and settings: ops: {kind: slack, url: ...}",
+            )
+        )
+        return
+    out.declared.update(str(name) for name in raw)
+    for name, settings in raw.items():
+        where: Path_ = ("notifiers", name)
+        if not isinstance(name, str) or not _NAME.match(name):
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line(where),
+                    f"'{name}' is not a valid notifier name",
+                    "use lower-case letters, digits, '-' and '_'",
+                )
+            )
+            continue
+        if not isinstance(settings, dict) or "kind" not in settings:
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line(where),
+                    f"notifiers.{name}.kind is required",
+                    "kind is one of: webhook, slack, email",
+                )
+            )
+            continue
+        kind = NOTIFIER_KINDS.get(settings["kind"])
+        if kind is None:
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line((*where, "kind")),
+                    f"unknown notifier kind '{settings['kind']}'",
+                    f"kinds: {', '.join(NOTIFIER_KINDS)}",
+                )
+            )
+            continue
+        resolved = _resolve_secrets(settings, doc, where, root, problems)
+        try:
+            out.specs[name] = kind.model_validate(resolved)
+        except ValidationError as exc:
+            problems.extend(_validation_problems(doc, exc, where))
+
+
 def _load_system(path: Path, root: Path, problems: list[Problem]) -> System | None:
     doc = _read(path, root, problems)
     if doc is None or not _name_ok(path, root, problems):
+        return None
+    if path.stem == HUB_SYSTEM:
+        problems.append(
+            Problem(
+                str(path.relative_to(root)),
+                None,
+                f"'{HUB_SYSTEM}' is the name of the hub's own messages (heals)",
+                "name the system after what it is: shop, erp, warehouse",
+            )
+        )
         return None
     try:
         spec = SystemSpec.model_validate(doc.data)
@@ -437,7 +528,11 @@ def _declare_hint(name: str, systems: Mapping[str, System]) -> str:
 
 
 def _load_flow(
-    path: Path, root: Path, systems: Mapping[str, System], problems: list[Problem]
+    path: Path,
+    root: Path,
+    systems: Mapping[str, System],
+    problems: list[Problem],
+    notifiers: Collection[str] | None = None,
 ) -> Flow | None:
     doc = _read(path, root, problems)
     if doc is None or not _name_ok(path, root, problems):
@@ -561,6 +656,19 @@ def _load_flow(
                     )
                 )
 
+    notify = _section(raw, "alerts", "notify")
+    for i, name in enumerate(notify if isinstance(notify, list) and notifiers is not None else []):
+        if isinstance(name, str) and notifiers is not None and name not in notifiers:
+            found.append(
+                Problem(
+                    doc.file,
+                    doc.line(("alerts", "notify", i)),
+                    f"notifier '{name}' is not declared",
+                    "declare it under notifiers: in seamline.yaml; declared: "
+                    + (", ".join(sorted(notifiers)) or "none yet"),
+                )
+            )
+
     problems.extend(found)
     if found or compiled is None or spec is None:
         return None
@@ -580,7 +688,8 @@ def load_project(root: Path) -> Project:
     problems: list[Problem] = []
     if not root.is_dir():
         raise ProjectError([Problem(str(root), None, "is not a folder", "run `seamline init DIR`")])
-    settings = _load_settings(root, problems)
+    notifiers = _Notifiers()
+    settings = _load_settings(root, problems, notifiers)
     systems: dict[str, System] = {}
     declared: set[str] = set()
     for path in sorted((root / "systems").glob("*.y*ml")):
@@ -590,7 +699,7 @@ def load_project(root: Path) -> Project:
             systems[system.name] = system
     flows: dict[str, Flow] = {}
     for path in sorted((root / "flows").glob("*.y*ml")):
-        flow = _load_flow(path, root, systems, problems)
+        flow = _load_flow(path, root, systems, problems, notifiers.declared)
         if flow is not None:
             flows[flow.name] = flow
     # A flow naming a system whose own file is broken is reported once, at that file.
@@ -606,4 +715,6 @@ def load_project(root: Path) -> Project:
         )
     if problems:
         raise ProjectError(problems)
-    return Project(dir=root, settings=settings, systems=systems, flows=flows)
+    return Project(
+        dir=root, settings=settings, systems=systems, flows=flows, notifiers=notifiers.specs
+    )

@@ -150,6 +150,12 @@ class WorkerSettings(Strict):
     """Claim-deliver-ack loops per target system, so journal work overlaps network waits."""
 
 
+class ConsoleSettings(Strict):
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+/?$")
+    """The console's address as people reach it (`https://hub.example.com`) when a proxy in front
+    terminates HTTPS: its origin passes the CSRF check and session cookies are `Secure`."""
+
+
 class HubSettings(Strict):
     """`seamline.yaml`."""
 
@@ -159,6 +165,7 @@ class HubSettings(Strict):
     retention: Retention = Retention()
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
+    console: ConsoleSettings = ConsoleSettings()
     log_level: str = "info"
 
     @property

@@ -28,6 +28,10 @@ def remove(file: str) -> Edit:
     return lambda root: (root / file).unlink()
 
 
+def copy(file: str, to: str) -> Edit:
+    return lambda root: (root / to).write_text((root / file).read_text())
+
+
 FLOW = "flows/orders-to-oms.yaml"
 SHOP = "systems/webshop.yaml"
 OMS = "systems/orders-api.yaml"
@@ -116,6 +120,13 @@ CASES = [
         "chanels",
     ),
     ("unknown kind", replace(OMS, "kind: http", "kind: ftp"), OMS, 2, "unknown kind 'ftp'"),
+    (
+        "a system named like the hub's own messages",
+        copy(OMS, "systems/seamline.yaml"),
+        "systems/seamline.yaml",
+        None,
+        "'seamline' is the name of the hub's own messages",
+    ),
     ("broken YAML", replace(FLOW, "purpose:", "purpose: [unclosed"), FLOW, None, "not valid YAML"),
     (
         "coalesce without an ordering key",

@@ -98,6 +98,8 @@ class Shapes:
         self._clock = clock
         self._learned: dict[tuple[str, str], _Learned] = {}
         self._next: dict[tuple[str, str], float] = {}
+        self.samples = 0
+        """Payloads looked at since the start (to know when there is something to keep)."""
 
     def due(self, system: str, kind: str) -> bool:
         """Whether the next message of this type is to be sampled (and if so, the gate moves)."""
@@ -130,6 +132,7 @@ class Shapes:
                     learned.gone.add(path)
                     drift.append(Drift(system, kind, path, "gone", where))
         learned.samples += 1
+        self.samples += 1
         for path in now:
             learned.seen[path] = learned.seen.get(path, 0) + 1
         return drift

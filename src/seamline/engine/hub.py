@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import getpass
 import logging
 import os
 import signal
@@ -30,7 +31,10 @@ from typing import Literal
 import orjson
 import uvicorn
 
+from seamline.change import version
 from seamline.connectors.base import Poller, Sink, Source
+from seamline.connectors.shape import Shapes
+from seamline.console import Console
 from seamline.engine.budget import Budget, BudgetLedger, BudgetView, Limits, MemoryLedger
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
@@ -40,10 +44,13 @@ from seamline.journal.base import StoredMessage
 from seamline.journal.ledger import PostgresLedger
 from seamline.journal.location import is_postgres, journal_for
 from seamline.journal.postgres import PostgresJournal
+from seamline.observe.alerts import AlertLoop
 from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.hub")
 ROUTE_BATCH = 500
+SHAPES_CURSOR = "shapes"
+"""Where the learned shapes of what sources send are kept across restarts."""
 LEASE_SWEEP = 2.0
 RETENTION_SWEEP = 3600.0
 SWITCH_INTERVAL = 0.0002
@@ -121,7 +128,10 @@ class Hub:
             )
             for name in targets
         }
-        self.router = Router(project, self.sources, self._safe_retry)
+        self.shapes = Shapes()
+        """What each source sends, learned from sampled messages (vendor drift warnings)."""
+        self._shapes_kept = 0
+        self.router = Router(project, self.sources, self._safe_retry, shapes=self.shapes)
         self.stats = WorkerStats()
         self.state = HubState()
         worker = settings.worker
@@ -140,10 +150,21 @@ class Hub:
             )
             for name in targets
         }
+        self.console = (
+            Console(
+                self.journal,
+                project,
+                decode=lambda message: self.router.decode(message).data,
+                public_url=settings.console.public_url,
+            )
+            if self.serves
+            else None
+        )
         self.ingest = Ingest(
             self.journal,
             self.sources,
             max_body=settings.ingest.max_body,
+            extra=self.console,
             refuse_hooks=None
             if self.serves
             else f"this process does not take webhooks (role {role}); send them to an ingest "
@@ -154,6 +175,10 @@ class Hub:
         self._stop_router = False
         self._route_wake = asyncio.Event()
         self.leading = asyncio.Event()
+        self.alerts = (
+            AlertLoop(self.journal, project, leading=self.leading) if self.schedules else None
+        )
+        """Alert rules evaluated by the active scheduler; notifications sent from here."""
         self.server: _Server | None = None
         self.started = asyncio.Event()
 
@@ -208,6 +233,10 @@ class Hub:
                 self.journal.listen(self._heard)
                 if self.schedules:
                     self.journal.lead(self._leadership)
+                    await self._keep_versions()
+                    learned = await self.journal.get_cursor(SHAPES_CURSOR)
+                    if learned:
+                        self.shapes.load(orjson.loads(learned))
             async with asyncio.TaskGroup() as tg:
                 router = None
                 if self.schedules:
@@ -225,6 +254,8 @@ class Hub:
                     tg.create_task(self._poll_loop(name, poller), name=f"poll:{name}")
                     for name, poller in (self.pollers.items() if self.schedules else ())
                 ]
+                if self.alerts is not None:
+                    polling.append(tg.create_task(self.alerts.run(), name="alerts"))
                 serve = None
                 if listening is not None:
                     serve = await self._serve(tg, listening)
@@ -453,9 +484,24 @@ class Hub:
             if purged:
                 log.info("retention purge", extra={"payloads": purged})
 
+    async def _keep_versions(self) -> None:
+        """Keep the files of each flow version going live (once per version), for `plan` and
+        rollback; who deployed it is SEAMLINE_ACTOR, else the account the hub runs as."""
+        actor = os.environ.get("SEAMLINE_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+        new = await self.journal.record_flow_versions(
+            version.live(self.project), actor=actor, now=time.time()
+        )
+        if new:
+            log.info("flow versions live", extra={"new": new, "actor": actor})
+
     async def _publish_warnings(self) -> None:
         for name, worker in self.workers.items():
             self._heard_warnings(name, worker.warnings)
+        for name, drift in self.router.drift.items():
+            self._heard_warnings(name, list(drift))
+        if self.schedules and self.shapes.samples != self._shapes_kept:
+            self._shapes_kept = self.shapes.samples
+            await self.journal.set_cursor(SHAPES_CURSOR, orjson.dumps(self.shapes.state()).decode())
         for name, warnings in self.warnings.items():
             if warnings:
                 await self.journal.set_cursor(f"warnings:{name}", orjson.dumps(warnings).decode())

@@ -25,6 +25,7 @@ import orjson
 from seamline.connectors.base import Source
 from seamline.errors import JournalBusy, JournalError, SignatureError
 from seamline.journal.base import Journal, NewMessage
+from seamline.observe.metrics import METRICS, Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,6 +74,7 @@ class Ingest:
         max_body: int,
         extra: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
         refuse_hooks: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`refuse_hooks`: this process serves health only, and says why to webhook senders."""
         self.journal = journal
@@ -82,6 +84,8 @@ class Ingest:
         self.stats = IngestStats()
         self._extra = extra
         self._refusal = None if refuse_hooks is None else _error(refuse_hooks)
+        metrics = metrics or METRICS
+        self._received = {name: metrics.received(name) for name in self.sources}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,6 +166,7 @@ class Ingest:
             await _answer(send, 200, b'{"status":"duplicate"}')
         else:
             self.stats.accepted += 1
+            self._received[system].inc()
             await _answer(send, 200, b'{"status":"accepted","id":%d}' % fresh)
 
 

@@ -21,11 +21,11 @@ from seamline.connectors.shape import Shapes
 from seamline.engine.mapping import read_path
 from seamline.errors import ContractError
 from seamline.journal.base import NewDelivery, Routing, StoredMessage
-from seamline.project import Flow, Project
+from seamline.project import HUB_SYSTEM, Flow, Project
 
 log = logging.getLogger("seamline.router")
 RECENT_EVENTS = 4096
-HUB = "seamline"
+HUB = HUB_SYSTEM
 """The system name of messages the hub makes itself (heals of a check): their body is a
 canonical event, `{"event": ..., "data": ...}`, and their `flow` header names the one flow
 they go to. No project system may have this name, and ingest never journals under it."""

@@ -50,6 +50,7 @@ from seamline.journal.base import (
     StoredMessage,
     Xref,
 )
+from seamline.observe.metrics import METRICS, FlowCounters, Metrics
 from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.worker")
@@ -90,6 +91,7 @@ class TargetWorker:
         batch: int,
         lease: float,
         stats: WorkerStats,
+        metrics: Metrics | None = None,
     ) -> None:
         self.target = target
         self.project = project
@@ -107,6 +109,9 @@ class TargetWorker:
         self.recovered = False
         """Set when this target's circuit closed again; the hub then releases held deliveries."""
         self._stopping = False
+        self._metrics = metrics or METRICS
+        self._attempt_seconds = self._metrics.attempts(target)
+        self._counters: dict[str, FlowCounters] = {}
 
     def stop(self) -> None:
         self._stopping = True
@@ -155,6 +160,27 @@ class TargetWorker:
                 extra={"target": self.target, "deliveries": fenced},
             )
         _log_outcomes(claimed, settlements, recorded)
+        self._count(claimed, settlements, recorded)
+
+    def _count(
+        self, claimed: list[Claimed], settlements: list[Settlement], recorded: list[bool]
+    ) -> None:
+        """Bump the metrics for the outcomes the journal recorded."""
+        for c, s, kept in zip(claimed, settlements, recorded, strict=True):
+            if s.attempt is not None:
+                self._attempt_seconds.observe(s.attempt.duration)
+            if not kept:
+                continue
+            counters = self._counters.get(c.flow)
+            if counters is None:
+                counters = self._counters[c.flow] = self._metrics.flow(c.flow, self.target)
+            if s.state == "delivered":
+                counters.delivered.inc()
+                counters.latency.observe(max(0.0, s.due_at - c.created_at))
+            elif s.state == "dead":
+                counters.dead.inc()
+            elif s.state == "pending" and s.spent:
+                counters.retried.inc()
 
     async def _return(self, n: int, *, unused: int) -> None:
         try:

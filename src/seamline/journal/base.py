@@ -6,7 +6,7 @@ The SQLite journal (`sqlite.py`) and the PostgreSQL journal implement the same v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -205,3 +205,133 @@ class Journal(Protocol):
     async def set_cursor(self, name: str, value: str) -> None:
         """Named cursors: pollers' positions, the budgets a running hub publishes."""
         ...
+
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+"""Each role may do what the ones before it may."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+    password_hash: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in browser. Its id is known only to the browser; the journal keeps a hash."""
+
+    user: str
+    role: Role
+    csrf: str
+    created_at: float
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A live API token; its secret was shown once and only its hash is kept."""
+
+    id: int
+    name: str
+    role: Role
+    last_used: float | None
+
+
+class ConsoleJournal(Journal, Protocol):
+    """The journal as the console and the REST API use it: people, sessions, tokens, and what
+    operators look at. Times are passed in (`now`), so callers may run on a clock of their own."""
+
+    async def add_user(
+        self, name: str, *, role: Role, password_hash: str, actor: str, now: float
+    ) -> bool:
+        """Add a user; False if the name is taken."""
+        ...
+
+    async def remove_user(self, name: str, *, actor: str) -> bool:
+        """Remove a user and end their sessions; False if there was none."""
+        ...
+
+    async def user(self, name: str) -> User | None: ...
+    async def users(self) -> list[dict[str, Any]]: ...
+    async def login_failures(self, name: str, *, since: float) -> int: ...
+    async def login_failed(self, name: str, *, now: float, window: float) -> None:
+        """Count a failed login for `name` (a user or not) and forget failures past `window`."""
+        ...
+
+    async def start_session(
+        self, id_hash: str, *, user: str, csrf: str, now: float, replaces: str | None
+    ) -> None:
+        """Sign `user` in under a new session id; the session it `replaces` ends (rotation)."""
+        ...
+
+    async def session(self, id_hash: str) -> SessionRecord | None: ...
+    async def touch_session(self, id_hash: str, *, now: float) -> None: ...
+    async def end_session(self, id_hash: str, *, actor: str | None) -> None:
+        """Sign out (audited when `actor` is given) or drop an expired session."""
+        ...
+
+    async def purge_sessions(self, *, idle_before: float, born_before: float) -> int:
+        """End sessions last seen before `idle_before` or begun before `born_before`."""
+        ...
+
+    async def add_token(
+        self, name: str, *, role: Role, token_hash: str, actor: str, now: float
+    ) -> int: ...
+    async def token(self, token_hash: str) -> TokenRecord | None: ...
+    async def touch_token(self, token_id: int, *, now: float) -> None: ...
+    async def revoke_token(self, token_id: int, *, actor: str, now: float) -> bool: ...
+    async def tokens(self) -> list[dict[str, Any]]: ...
+    async def audit_log(
+        self, *, limit: int = 100, before: int | None = None
+    ) -> list[dict[str, Any]]: ...
+    async def journey(
+        self, values: Sequence[str], *, delivery_ids: Sequence[int] = (), limit: int = 200
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Everything the journal knows about the business objects behind `values` (business
+        keys, source ids, cross-referenced keys) and `delivery_ids`: messages with their keys,
+        their deliveries, attempts (without bodies) and cross-references."""
+        ...
+
+    async def record_check_run(
+        self,
+        check: str,
+        *,
+        started_at: float,
+        seconds: float,
+        counts: Mapping[str, int],
+        findings: Iterable[tuple[str, Sequence[str], Sequence[str], Any, Any]],
+        actor: str,
+        error: str | None = None,
+    ) -> int:
+        """Keep a reconciliation run: its counts and its first findings; the run's id."""
+        ...
+
+    async def check_runs(
+        self, check: str | None = None, *, limit: int = 20
+    ) -> list[dict[str, Any]]: ...
+    async def check_findings(self, run_id: int, *, limit: int = 1000) -> list[dict[str, Any]]: ...
+    async def record_flow_versions(
+        self, versions: Iterable[tuple[str, str, bytes]], *, actor: str, now: float
+    ) -> int:
+        """Keep each (flow, version, files) that goes live for the first time; how many."""
+        ...
+
+    async def flow_versions(
+        self, flow: str | None = None, *, limit: int = 50
+    ) -> list[dict[str, Any]]: ...
+    async def flow_version_content(self, flow: str, version: str) -> bytes | None: ...
+    async def delivery_detail(self, delivery_id: int) -> dict[str, Any] | None:
+        """A delivery with its message, keys, attempts (with bodies) and cross-references."""
+        ...
+
+    async def activity(self, *, since: float, bucket: int) -> dict[str, list[dict[str, Any]]]:
+        """Per time bucket (`bucket` seconds, numbered from the epoch) since `since`: deliveries
+        made (`received`), and attempts by classification with their mean and longest duration."""
+        ...
+
+    async def dead_groups(self) -> list[dict[str, Any]]: ...
+    async def rejected_groups(self) -> list[dict[str, Any]]: ...

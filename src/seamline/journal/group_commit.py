@@ -38,6 +38,8 @@ from seamline.journal.base import (
     Settlement,
     StoredMessage,
 )
+from seamline.journal.check_verbs import CheckVerbs
+from seamline.journal.console_verbs import ConsoleVerbs
 
 T = TypeVar("T")
 Op = Callable[[Any], Any]
@@ -66,7 +68,7 @@ class AppendOp:
         raise AssertionError("appends are inserted by the writer, in groups")
 
 
-class GroupCommitJournal(ABC):
+class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     """The journal's verbs over one connection owned by one writer thread."""
 
     dialect: ClassVar[str]
@@ -113,7 +115,7 @@ class GroupCommitJournal(ABC):
     def _ids(self, ids: Sequence[int]) -> Any:
         """A list of ids as the `claimed_messages` query takes it."""
 
-    def _changed(self, conn: Any, what: str) -> None:  # noqa: B027 - an optional hook
+    def _changed(self, conn: Any, what: str) -> None:
         """Inside a transaction: other processes should hear, at commit, that `what` changed
         ("message" or "delivery"). One process per SQLite file has nobody to tell."""
 
@@ -121,7 +123,7 @@ class GroupCommitJournal(ABC):
         """True if `exc` means the connection is gone (the group failed as a whole, reconnect)."""
         return False
 
-    def listen(self, callback: Callable[[str], None]) -> None:  # noqa: B027 - an optional hook
+    def listen(self, callback: Callable[[str], None]) -> None:
         """Hear what other processes changed; one process per SQLite file has nobody to hear."""
 
     def lead(self, on_change: Callable[[bool], None]) -> None:
@@ -142,10 +144,10 @@ class GroupCommitJournal(ABC):
 
         return await self._write(op)
 
-    def _opened(self) -> None:  # noqa: B027 - an optional hook
+    def _opened(self) -> None:
         """Called in the event loop once the writer runs (readers, locks)."""
 
-    def _closed(self) -> None:  # noqa: B027 - an optional hook
+    def _closed(self) -> None:
         """Called after the writer stopped."""
 
     # --- life cycle ---------------------------------------------------------------------------

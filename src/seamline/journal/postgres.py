@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from seamline.errors import JournalError
-from seamline.journal.base import Journal, NewMessage
+from seamline.journal.base import ConsoleJournal, Journal, NewMessage
 from seamline.journal.group_commit import GroupCommitJournal
 from seamline.journal.queries import migrations, queries
 
@@ -290,3 +290,7 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 def _conforms(journal: PostgresJournal) -> Journal:
     return journal  # mypy checks here that PostgresJournal implements the Journal protocol
+
+
+def _serves_console(journal: PostgresJournal) -> ConsoleJournal:
+    return journal  # and that it implements the console's verbs

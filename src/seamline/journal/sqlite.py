@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from seamline.errors import JournalError
-from seamline.journal.base import Journal, NewMessage
+from seamline.journal.base import ConsoleJournal, Journal, NewMessage
 from seamline.journal.group_commit import GroupCommitJournal
 from seamline.journal.queries import migrations, queries
 
@@ -203,3 +203,7 @@ _INSERT_MESSAGE = (
 
 def _conforms(journal: SqliteJournal) -> Journal:
     return journal  # mypy checks here that SqliteJournal implements the Journal protocol
+
+
+def _serves_console(journal: SqliteJournal) -> ConsoleJournal:
+    return journal  # and that it implements the console's verbs

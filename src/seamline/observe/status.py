@@ -24,19 +24,37 @@ class FlowStatus:
     counts: dict[str, int] = field(default_factory=dict)
     oldest_open: float | None = None
     sla: float = 300.0
+    dead_since: float | None = None
+    """When the oldest delivery that is dead now was created (its message arrived)."""
 
     def count(self, state: str) -> int:
         return self.counts.get(state, 0)
 
     @property
+    def open(self) -> int:
+        """Deliveries not settled yet: pending, retrying or leased."""
+        return sum(self.counts.get(state, 0) for state in OPEN_STATES)
+
+    @property
+    def total(self) -> int:
+        """Every delivery this flow ever got (a delivery changes state, it is never removed)."""
+        return sum(self.counts.values())
+
+    def age(self, now: float) -> float | None:
+        """How long the oldest open delivery has waited at `now`."""
+        return None if self.oldest_open is None else max(0.0, now - self.oldest_open)
+
+    @property
     def oldest_age(self) -> float | None:
-        return None if self.oldest_open is None else max(0.0, time.time() - self.oldest_open)
+        return self.age(time.time())
 
 
 @dataclass
 class SystemStatus:
     system: str
     rejected: int = 0
+    rejected_since: float | None = None
+    """When the oldest rejected message from this system arrived."""
     budget: dict[str, Any] | None = None
     warnings: dict[str, float] = field(default_factory=dict)
     """What the vendor said that an operator should see (a deprecated call, another API
@@ -55,9 +73,12 @@ async def snapshot(
         status.counts[row.state] = status.counts.get(row.state, 0) + row.count
         if row.state in OPEN_STATES and row.oldest is not None:
             status.oldest_open = min(status.oldest_open or row.oldest, row.oldest)
+        if row.state == "dead" and row.oldest is not None:
+            status.dead_since = row.oldest
     systems = {name: SystemStatus(name) for name in project.systems}
-    for system_name, n, _oldest in await journal.rejected_counts():
-        systems.setdefault(system_name, SystemStatus(system_name)).rejected = n
+    for system_name, n, oldest in await journal.rejected_counts():
+        system = systems.setdefault(system_name, SystemStatus(system_name))
+        system.rejected, system.rejected_since = n, oldest
     for name, system in systems.items():
         raw = await journal.get_cursor(f"budget:{name}")
         if raw:
@@ -66,6 +87,12 @@ async def snapshot(
         if said:
             system.warnings = orjson.loads(said)
     return list(flows.values()), list(systems.values())
+
+
+def circuit(system: SystemStatus) -> str:
+    """The circuit the running hub last published for `system`: closed, half-open or open."""
+    state = (system.budget or {}).get("circuit")
+    return state if isinstance(state, str) else "closed"
 
 
 def age_text(seconds: float | None) -> str:

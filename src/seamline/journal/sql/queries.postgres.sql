@@ -151,3 +151,12 @@ FROM unnest(%(entity)s::text[], %(system)s::text[], %(key)s::text[], %(other_sys
 ORDER BY entity, system, key, other_system, n DESC
 ON CONFLICT (entity, system, key, other_system)
 DO UPDATE SET other_key = excluded.other_key, delivery_id = excluded.delivery_id;
+
+-- chart_received: deliveries made per time bucket since a time
+SELECT floor(created_at / %(bucket)s)::bigint AS bucket, count(*) AS n
+FROM delivery WHERE created_at >= %(since)s GROUP BY 1;
+
+-- chart_attempts: attempts per time bucket and outcome, with their durations
+SELECT floor(started_at / %(bucket)s)::bigint AS bucket, classification, count(*) AS n,
+       avg(duration) AS mean, max(duration) AS longest
+FROM attempt WHERE started_at >= %(since)s GROUP BY 1, 2;

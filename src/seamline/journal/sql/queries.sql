@@ -141,3 +141,149 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.u
 -- delivery_source: an edited payload, or the message a delivery was routed from
 SELECT d.payload, m.id, m.system, m.headers, m.body
 FROM delivery d JOIN message m ON m.id = d.message_id WHERE d.id = :id;
+
+
+-- insert_user: a person who may sign in; nothing if the name is taken
+INSERT INTO app_user (name, role, password_hash, created_at)
+VALUES (:name, :role, :password_hash, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- get_user: a user with the password hash, for signing in
+SELECT name, role, password_hash, created_at FROM app_user WHERE name = :name;
+
+-- list_users: every user, without password hashes
+SELECT u.name, u.role, u.created_at,
+       (SELECT max(s.last_seen) FROM session s WHERE s.user_name = u.name) AS last_seen
+FROM app_user u ORDER BY u.name;
+
+-- delete_user_sessions: a removed user is signed out everywhere
+DELETE FROM session WHERE user_name = :name;
+
+-- delete_user: a user may no longer sign in
+DELETE FROM app_user WHERE name = :name;
+
+-- count_login_failures: failed logins for a name since a time (throttling)
+SELECT count(*) FROM login_failure WHERE name = :name AND at > :since;
+
+-- insert_login_failure: a failed login, for a name that may or may not exist
+INSERT INTO login_failure (name, at) VALUES (:name, :at);
+
+-- clear_login_failures: a successful login starts the count afresh
+DELETE FROM login_failure WHERE name = :name;
+
+-- prune_login_failures: failures older than the throttling window are forgotten
+DELETE FROM login_failure WHERE at < :before;
+
+-- insert_session: a signed-in browser, known by the hash of its cookie
+INSERT INTO session (id_hash, user_name, csrf, created_at, last_seen)
+VALUES (:id_hash, :user_name, :csrf, :now, :now);
+
+-- get_session: a session with its user's current role
+SELECT s.user_name, u.role, s.csrf, s.created_at, s.last_seen
+FROM session s JOIN app_user u ON u.name = s.user_name WHERE s.id_hash = :id_hash;
+
+-- touch_session: the session was used (written at most once a minute)
+UPDATE session SET last_seen = :now WHERE id_hash = :id_hash;
+
+-- delete_session: sign out, or rotate at login
+DELETE FROM session WHERE id_hash = :id_hash;
+
+-- purge_sessions: sessions idle too long or too old
+DELETE FROM session WHERE last_seen < :idle_before OR created_at < :born_before;
+
+-- insert_token: an API token, known by the hash of its secret
+INSERT INTO api_token (name, role, token_hash, created_at, created_by)
+VALUES (:name, :role, :token_hash, :now, :actor)
+RETURNING id;
+
+-- get_token: a live (not revoked) token by the hash of its secret
+SELECT id, name, role, last_used FROM api_token
+WHERE token_hash = :token_hash AND revoked_at IS NULL;
+
+-- touch_token: the token was used (written at most once a minute)
+UPDATE api_token SET last_used = :now WHERE id = :id;
+
+-- revoke_token: the token is refused from its next request on
+UPDATE api_token SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- list_tokens: every token, without hashes
+SELECT id, name, role, created_at, created_by, last_used, revoked_at FROM api_token ORDER BY id;
+
+
+-- audit_page: the audit log, newest first, a page before an id
+SELECT id, at, actor, action, target, detail FROM audit WHERE id < :before
+ORDER BY id DESC LIMIT :limit;
+
+-- messages_by_key: messages carrying a business key value (order number, SKU, email, ...)
+SELECT message_id FROM message_key WHERE value = :value ORDER BY message_id LIMIT :limit;
+
+-- messages_by_source_id: messages by the id their source gave them
+SELECT id FROM message WHERE source_id = :value ORDER BY id LIMIT :limit;
+
+-- deliveries_by_xref: deliveries that learnt a key (ERP sale 112 = shop order 450789469)
+SELECT delivery_id FROM xref WHERE (key = :value OR other_key = :value)
+  AND delivery_id IS NOT NULL LIMIT :limit;
+
+-- delivery_row: one delivery, every column an operator may read
+SELECT d.id, d.message_id, d.flow, d.flow_version, d.target, d.key, d.version, d.safe_retry,
+       d.state, d.attempts, d.due_at, d.created_at, d.updated_at, d.error_class, d.last_error,
+       d.payload, d.replays, d.lease_owner, d.lease_until
+FROM delivery d WHERE d.id = :id;
+
+-- message_row: one message as received
+SELECT id, system, source_id, received_at, headers, body, state, event, reason
+FROM message WHERE id = :id;
+
+-- dead_groups: dead deliveries and those needing review, grouped by cause (flow, error class)
+SELECT state, flow, coalesce(error_class, '') AS error_class, count(*) AS n,
+       min(updated_at) AS first_at, max(updated_at) AS last_at, max(id) AS newest
+FROM delivery WHERE state IN ('dead', 'review')
+GROUP BY state, flow, coalesce(error_class, '') ORDER BY n DESC, flow;
+
+-- rejected_groups: rejected messages grouped by cause (system, reason)
+SELECT system, coalesce(event, '') AS event, coalesce(reason, '') AS reason, count(*) AS n,
+       min(received_at) AS first_at, max(received_at) AS last_at, max(id) AS newest
+FROM message WHERE state = 'rejected'
+GROUP BY system, coalesce(event, ''), coalesce(reason, '') ORDER BY n DESC, system LIMIT 200;
+
+-- chart_received: deliveries made per time bucket since a time
+SELECT CAST(created_at / :bucket AS INTEGER) AS bucket, count(*) AS n
+FROM delivery WHERE created_at >= :since GROUP BY 1;
+
+-- chart_attempts: attempts per time bucket and outcome, with their durations
+SELECT CAST(started_at / :bucket AS INTEGER) AS bucket, classification, count(*) AS n,
+       avg(duration) AS mean, max(duration) AS longest
+FROM attempt WHERE started_at >= :since GROUP BY 1, 2;
+
+-- insert_check_run: one run of a check, with its counts
+INSERT INTO check_run (check_name, started_at, seconds, left_rows, right_rows, agreed,
+                       missing_left, missing_right, mismatch, duplicate, error, actor)
+VALUES (:check_name, :started_at, :seconds, :left_rows, :right_rows, :agreed,
+        :missing_left, :missing_right, :mismatch, :duplicate, :error, :actor)
+RETURNING id;
+
+-- insert_check_finding: one finding of a run
+INSERT INTO check_finding (run_id, kind, key, fields, left_values, right_values)
+VALUES (:run_id, :kind, :key, :fields, :left_values, :right_values);
+
+-- check_runs: the latest runs of a check (or of every check), newest first
+SELECT id, check_name, started_at, seconds, left_rows, right_rows, agreed, missing_left,
+       missing_right, mismatch, duplicate, error, actor
+FROM check_run WHERE (CAST(:check_name AS TEXT) IS NULL OR check_name = :check_name)
+ORDER BY started_at DESC, id DESC LIMIT :limit;
+
+-- check_findings: what a run found, by kind and key
+SELECT kind, key, fields, left_values, right_values FROM check_finding
+WHERE run_id = :run_id ORDER BY kind, key LIMIT :limit;
+
+-- record_flow_version: a flow version that goes live (its first time only)
+INSERT INTO flow_version (flow, version, content, first_live, deployed_by)
+VALUES (:flow, :version, :content, :now, :actor)
+ON CONFLICT (flow, version) DO NOTHING;
+
+-- flow_versions: the versions of a flow (or of every flow) that went live, newest first
+SELECT flow, version, first_live, deployed_by FROM flow_version
+WHERE (CAST(:flow AS TEXT) IS NULL OR flow = :flow) ORDER BY first_live DESC, flow LIMIT :limit;
+
+-- flow_version_content: the files of one version of a flow
+SELECT content FROM flow_version WHERE flow = :flow AND version = :version;

@@ -1,0 +1,31 @@
+"""The files that make a flow version: the flow file and the mapping code it names.
+
+`project.py` names a version by the hash of these files; the hub keeps the files of every
+version that goes live (`flow_version` in the journal), so a change can be compared with
+what runs and rolled back to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+
+from seamline.project import Flow, Project
+
+
+def files(project: Project, flow: Flow) -> dict[str, str]:
+    """Relative path -> text of the files behind `flow`'s version."""
+    found = {f"flows/{flow.name}.yaml": (project.dir / "flows" / f"{flow.name}.yaml").read_text()}
+    if flow.spec.mapping.function:
+        module = flow.spec.mapping.function.partition(":")[0]
+        path = project.dir / module
+        if path.is_file():
+            found[module] = path.read_text()
+    return found
+
+
+def live(project: Project) -> Iterator[tuple[str, str, bytes]]:
+    """(flow, version, files as JSON) of every flow of the project."""
+    for name, flow in sorted(project.flows.items()):
+        yield name, flow.version, orjson.dumps(files(project, flow), option=orjson.OPT_SORT_KEYS)

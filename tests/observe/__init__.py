@@ -1,0 +1,1 @@
+"""observe: health, metrics, alerts, notifiers."""
