@@ -87,3 +87,24 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return _sqlite(tmp_path / "journal.db")
     return _postgres(request.getfixturevalue("postgres_url"))
+
+
+DEMO_SHOP = Path(__file__).parents[1] / "examples" / "demo-shop"
+DEMO_SECRETS = ("SHOP_ACCESS_TOKEN", "SHOP_WEBHOOK_SECRET", "ERP_PASSWORD", "WAREHOUSE_PASSWORD")
+
+
+@pytest.fixture
+def demo_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo shop's secret variables set (to placeholders: nothing is contacted)."""
+    for name in DEMO_SECRETS:
+        monkeypatch.setenv(name, "x")
+
+
+@pytest.fixture
+def demo_project(tmp_path: Path, demo_secrets: None) -> Path:
+    """A copy of examples/demo-shop to change, its secrets set."""
+    import shutil
+
+    root = tmp_path / "demo-shop"
+    shutil.copytree(DEMO_SHOP, root, ignore=shutil.ignore_patterns("journal.db*"))
+    return root

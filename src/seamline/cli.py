@@ -1,4 +1,5 @@
-"""The `seamline` command: init, check, run, status, replay, demo, user, token."""
+"""The `seamline` command: init, check, run, status, replay, demo, user, token (and, from
+`cli_checks.py`, reconcile, landscape, test, plan)."""
 
 from __future__ import annotations
 
@@ -96,8 +97,14 @@ def write_example(directory: Path) -> None:
 def check(directory: ProjectDir = None) -> None:
     """Validate the whole project; report every problem with file, line and what to do."""
     project = _project(directory)
+    more = ""
+    if project.checks:
+        more += f", {len(project.checks)} checks"
+    if project.externals:
+        more += f", {len(project.externals)} integrations outside the hub"
     out.print(
-        f"[green]ok[/]: {len(project.systems)} systems, {len(project.flows)} flows in {project.dir}"
+        f"[green]ok[/]: {len(project.systems)} systems, {len(project.flows)} flows{more} "
+        f"in {project.dir}"
     )
 
 
@@ -641,9 +648,18 @@ def token_revoke(
     out.print(f"revoked token {token_id}")
 
 
+# The commands of checks, the landscape and safe change live in their own module; importing
+# it registers them on `app` (it imports `app` from here, so it comes last).
+from seamline import cli_checks  # noqa: E402, F401
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # Run as `python -m seamline.cli`, this file is `__main__`, and `cli_checks` registered
+    # its commands on the `app` of `seamline.cli`: run that one.
+    from seamline.cli import main as registered
+
+    registered()

@@ -30,12 +30,14 @@ from pydantic import (
     model_validator,
 )
 
+from seamline.checks.spec import CheckSpec
 from seamline.connectors.base import Connector
 from seamline.connectors.registry import CONNECTORS
 from seamline.engine.mapping import Mapping as CompiledMapping
 from seamline.engine.mapping import MappingSpec, compile_mapping, uncovered_values
 from seamline.engine.retry import RetryPolicy, exponential
 from seamline.errors import Problem, ProjectError
+from seamline.landscape.external import ExternalSpec
 from seamline.observe.spec import NOTIFIER_KINDS, AlertsSpec, NotifierSpec
 from seamline.settings import (
     Duration,
@@ -213,6 +215,10 @@ class Project:
     flows: dict[str, Flow]
     notifiers: dict[str, NotifierSpec] = field(default_factory=dict)
     """`notifiers:` in seamline.yaml: where alerts are sent, by name."""
+    checks: dict[str, CheckSpec] = field(default_factory=dict)
+    """`checks/NAME.yaml`: reconciliations between two systems."""
+    externals: dict[str, ExternalSpec] = field(default_factory=dict)
+    """`landscape/NAME.yaml`: integrations that run outside the hub, for the map."""
 
     def flows_for(self, system: str, event: str) -> list[Flow]:
         return [
@@ -713,8 +719,95 @@ def load_project(root: Path) -> Project:
                 str(root), None, "has no flows/ folder", "run `seamline init DIR` for an example"
             )
         )
+    checks: dict[str, CheckSpec] = {}
+    for path in sorted((root / "checks").glob("*.y*ml")):
+        check = _load_check(path, root, systems, flows, problems)
+        if check is not None:
+            checks[path.stem] = check
+    externals: dict[str, ExternalSpec] = {}
+    for path in sorted((root / "landscape").glob("*.y*ml")):
+        doc = _read(path, root, problems)
+        if doc is None or not _name_ok(path, root, problems):
+            continue
+        try:
+            externals[path.stem] = ExternalSpec.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(_validation_problems(doc, exc))
     if problems:
         raise ProjectError(problems)
     return Project(
-        dir=root, settings=settings, systems=systems, flows=flows, notifiers=notifiers.specs
+        dir=root,
+        settings=settings,
+        systems=systems,
+        flows=flows,
+        notifiers=notifiers.specs,
+        checks=checks,
+        externals=externals,
     )
+
+
+def _load_check(
+    path: Path,
+    root: Path,
+    systems: Mapping[str, System],
+    flows: Mapping[str, Flow],
+    problems: list[Problem],
+) -> CheckSpec | None:
+    doc = _read(path, root, problems)
+    if doc is None or not _name_ok(path, root, problems):
+        return None
+    try:
+        spec = CheckSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(doc, exc))
+        return None
+    found = len(problems)
+    for side in ("left", "right"):
+        name = getattr(spec, side).system
+        system = systems.get(name)
+        if system is None:
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line((side, "system")),
+                    f"{side} system '{name}' is not declared",
+                    _declare_hint(name, systems),
+                )
+            )
+            continue
+        reader = system.connector.reader(name, system.options)
+        entities = list(reader.entities) if reader is not None else []
+        if spec.entity not in entities:
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line(("entity",)),
+                    f"system '{name}' ({system.spec.kind}) cannot list {spec.entity}",
+                    f"it lists: {', '.join(entities) or 'nothing'}",
+                )
+            )
+    if spec.heal is not None:
+        flow = flows.get(spec.heal.flow)
+        if flow is None:
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line(("heal", "flow")),
+                    f"heal flow '{spec.heal.flow}' is not in flows/",
+                    f"flows: {', '.join(sorted(flows)) or 'none'}",
+                )
+            )
+        elif (flow.spec.source.system, flow.spec.target.system) != (
+            spec.left.system,
+            spec.right.system,
+        ):
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line(("heal", "flow")),
+                    f"heal flow '{flow.name}' goes {flow.spec.source.system} -> "
+                    f"{flow.spec.target.system}, not {spec.left.system} -> {spec.right.system}",
+                    "a heal copies the left (true) value to the right: name the flow that does",
+                )
+            )
+    return spec if len(problems) == found else None

@@ -99,7 +99,7 @@ async def send(
         headers["Origin"] = origin
     if referer is not None:
         headers["Referer"] = referer
-    if path.startswith("/api/"):
+    if path.startswith(("/api/", "/metrics")):
         if token is not None:
             headers["X-CSRF-Token"] = token
         kwargs: dict[str, Any] = {"json": body} if method != "DELETE" else {}

@@ -16,7 +16,6 @@ from seamline.project import Project, load_project
 from seamline.sandbox.shopify import ShopifySimulator
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "demo-shop"
-SECRETS = ("SHOP_ACCESS_TOKEN", "SHOP_WEBHOOK_SECRET", "ERP_PASSWORD", "WAREHOUSE_PASSWORD")
 
 
 def recent_orders(count: int) -> list[StoredMessage]:
@@ -32,9 +31,7 @@ def recent_orders(count: int) -> list[StoredMessage]:
 
 
 @pytest.fixture
-def projects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Project, Project]:
-    for name in SECRETS:
-        monkeypatch.setenv(name, "x")
+def projects(tmp_path: Path, demo_secrets: None) -> tuple[Project, Project]:
     live, new = tmp_path / "live", tmp_path / "new"
     for folder in (live, new):
         shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("journal.db*", "tests"))

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from seamline.checks.compare import Finding
 from seamline.checks.heal import plan
 from seamline.checks.spec import CheckSpec
 from seamline.project import Project, load_project
-
-EXAMPLE = Path(__file__).parents[2] / "examples" / "demo-shop"
+from tests.conftest import DEMO_SHOP
 
 
 @pytest.fixture
-def project(monkeypatch: pytest.MonkeyPatch) -> Project:
-    for name in ("SHOP_ACCESS_TOKEN", "SHOP_WEBHOOK_SECRET", "ERP_PASSWORD", "WAREHOUSE_PASSWORD"):
-        monkeypatch.setenv(name, "x")
-    return load_project(EXAMPLE)
+def project(demo_secrets: None) -> Project:
+    return load_project(DEMO_SHOP)
 
 
 def spec(entity: str) -> CheckSpec:

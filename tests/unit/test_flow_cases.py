@@ -13,17 +13,10 @@ from seamline.change.case import run_all
 from seamline.engine.router import offline_router
 from seamline.project import load_project
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "demo-shop"
-SECRETS = ("SHOP_ACCESS_TOKEN", "SHOP_WEBHOOK_SECRET", "ERP_PASSWORD", "WAREHOUSE_PASSWORD")
-
 
 @pytest.fixture
-def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in SECRETS:
-        monkeypatch.setenv(name, "x")
-    target = tmp_path / "demo-shop"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("journal.db*"))
-    return target
+def project_dir(demo_project: Path) -> Path:
+    return demo_project
 
 
 def results(root: Path) -> dict[tuple[str, str], tuple[bool, str]]:

@@ -21,9 +21,7 @@ DAY = 86400.0
 
 
 @pytest.fixture
-def register(monkeypatch: pytest.MonkeyPatch) -> Register:
-    for name in ("SHOP_ACCESS_TOKEN", "SHOP_WEBHOOK_SECRET", "ERP_PASSWORD", "WAREHOUSE_PASSWORD"):
-        monkeypatch.setenv(name, "x")
+def register(demo_secrets: None) -> Register:
     project = load_project(EXAMPLE)
     stock = CheckSpec.model_validate(
         {

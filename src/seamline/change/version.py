@@ -7,11 +7,13 @@ what runs and rolled back to.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 
-from seamline.project import Flow, Project
+from seamline.project import Flow, Project, load_project
 
 
 def files(project: Project, flow: Flow) -> dict[str, str]:
@@ -29,3 +31,16 @@ def live(project: Project) -> Iterator[tuple[str, str, bytes]]:
     """(flow, version, files as JSON) of every flow of the project."""
     for name, flow in sorted(project.flows.items()):
         yield name, flow.version, orjson.dumps(files(project, flow), option=orjson.OPT_SORT_KEYS)
+
+
+def with_files(project: Project, stored: bytes, into: Path) -> Project:
+    """The project as it was with a flow's stored files: a copy in `into` (without the
+    journal) with those files written back, loaded (secrets from the environment, as now)."""
+    shutil.copytree(project.dir, into, ignore=shutil.ignore_patterns("journal.db*"))
+    for relative, text in orjson.loads(stored).items():
+        target = (into / relative).resolve()
+        if into.resolve() not in target.parents:
+            raise ValueError(f"a stored flow file lies outside the project: {relative}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return load_project(into)

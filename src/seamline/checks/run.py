@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from seamline.checks.compare import Finding, Row, Tally, Tolerance, counted
+from seamline.checks.spec import ABSENT
 from seamline.checks.spool import Side, Spool
 from seamline.connectors.base import Reader, Window
+from seamline.journal.base import ConsoleJournal
+from seamline.project import Project
 
 KEEP = 1000
 SCAN_PARTITIONS = 16
@@ -139,3 +143,82 @@ def _probable(scans: Mapping[tuple[Side, str], Spool], tally: Tally) -> Iterator
                 Finding("duplicate", found.key, fields=(side, name), first=found.first, **values),
                 tally,
             )
+
+
+@dataclass(slots=True)
+class Recorded:
+    """A check run as the journal keeps it, with the run before it for the trend."""
+
+    run_id: int
+    outcome: Outcome
+    previous: dict[str, Any] | None
+
+    def trend(self) -> str:
+        """`drift on 37 keys, up from 4 on the run before` (or as before, or down)."""
+        now = sum(self.outcome.tally.found.values())
+        if self.previous is None:
+            return f"drift on {now} keys (first run)" if now else "no drift (first run)"
+        before = sum(int(self.previous[k]) for k in KINDS_COLUMNS)
+        if now == before:
+            return f"drift on {now} keys, as on the run before" if now else "no drift, as before"
+        way = "up" if now > before else "down"
+        return f"drift on {now} keys, {way} from {before} on the run before"
+
+
+KINDS_COLUMNS = ("missing_left", "missing_right", "mismatch", "duplicate")
+STORED = 10_000
+"""Findings a run keeps in the journal (its counts are always whole)."""
+
+
+async def run_check(
+    project: Project,
+    name: str,
+    journal: ConsoleJournal,
+    *,
+    actor: str,
+    progress: Callable[[Progress], None] | None = None,
+    today: datetime.date | None = None,
+) -> Recorded:
+    """Run the project's check `name` against its two systems and keep the run (also when
+    a reader fails: the run is kept with the error, then the error is raised)."""
+    spec = project.checks[name]
+    previous = await journal.check_runs(name, limit=1)
+    readers = []
+    for side in (spec.left, spec.right):
+        system = project.systems[side.system]
+        reader = system.connector.reader(side.system, system.options)
+        assert reader is not None  # `seamline check` refuses a check its systems cannot read
+        readers.append(reader)
+    started = time.time()
+    day = today or datetime.datetime.now(datetime.UTC).date()
+    try:
+        outcome = await run(
+            spec.entity,
+            readers[0],
+            readers[1],
+            spec.tolerances(),
+            progress=progress,
+            keep=STORED,
+            absent=ABSENT[spec.entity],
+            window=spec.window(day),
+            duplicates_by=spec.duplicates_by,
+        )
+    except Exception as exc:
+        await journal.record_check_run(
+            name, started_at=started, seconds=time.time() - started, counts={},
+            findings=[], actor=actor, error=f"{type(exc).__name__}: {exc}",
+        )  # fmt: skip
+        raise
+    finally:
+        for reader in readers:
+            await reader.close()
+    tally = outcome.tally
+    run_id = await journal.record_check_run(
+        name,
+        started_at=started,
+        seconds=outcome.seconds,
+        counts={"left": tally.left, "right": tally.right, "agreed": tally.agreed, **tally.found},
+        findings=((f.kind, f.key, f.fields, f.left, f.right) for f in outcome.findings),
+        actor=actor,
+    )
+    return Recorded(run_id, outcome, previous[0] if previous else None)

@@ -10,17 +10,21 @@ fields:                            # compared fields, each with its tolerance
   available: {absolute: 0}
 schedule: {every: 1h}              # optional: run by the scheduler; else on demand
 heal: {flow: stock-to-shop}        # optional: re-send left values through this flow
+days: 2                            # orders: today and the day before (each system's days)
+duplicates_by: [phone]             # customers: two records sharing a phone are probably one
 ```
 """
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from seamline.checks.compare import Tolerance
+from seamline.connectors.base import Window
 from seamline.settings import parse_duration
 
 ENTITIES = ("stock", "price", "orders", "customers")
@@ -88,6 +92,16 @@ class CheckSpec(Strict):
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
     schedule: ScheduleSpec | None = None
     heal: HealSpec | None = None
+    days: int = Field(2, ge=1, le=366)
+    """For `orders`: the window is today and the `days - 1` days before."""
+    duplicates_by: list[Literal["phone", "name", "email"]] = Field(default_factory=list)
+    """For `customers`: fields two records of one system share when they are one person."""
+
+    def window(self, today: datetime.date) -> Window | None:
+        """The days an `orders` check reads (None for the other entities)."""
+        if self.entity != "orders":
+            return None
+        return Window(today - datetime.timedelta(days=self.days - 1), today)
 
     def tolerances(self) -> dict[str, Tolerance]:
         """The compared fields: those of the file, else the entity's usual one, exact."""

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import orjson
 
+from seamline.journal.base import StoredMessage
+
 T = TypeVar("T")
 FINDINGS_KEPT = 10_000
 KINDS = ("missing_left", "missing_right", "mismatch", "duplicate")
@@ -128,6 +130,29 @@ class CheckVerbs:
             self.q["flow_version_content"], {"flow": flow, "version": version}
         )
         return bytes(rows[0]["content"]) if rows else None
+
+    async def recent_messages(self, system: str, *, limit: int = 500) -> list[StoredMessage]:
+        """The newest routed messages of `system` that still hold their body (to rehearse a
+        change with), newest first."""
+        rows = await self._query_dicts(
+            self.q["recent_messages"], {"system": system, "limit": limit}
+        )
+        return [
+            StoredMessage(
+                int(r["id"]),
+                r["system"],
+                r["source_id"],
+                float(r["received_at"]),
+                bytes(r["headers"] or b""),
+                bytes(r["body"]),
+            )
+            for r in rows
+        ]
+
+    async def flow_attempts(self, *, since: float) -> dict[str, tuple[int, int]]:
+        """Per flow: (attempts, failed attempts) since `since`."""
+        rows = await self._query_dicts(self.q["flow_attempts"], {"since": since})
+        return {r["flow"]: (int(r["attempts"]), int(r["failed"] or 0)) for r in rows}
 
 
 def _first(items: Iterable[T], n: int) -> list[T]:

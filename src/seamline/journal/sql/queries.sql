@@ -287,3 +287,14 @@ WHERE (CAST(:flow AS TEXT) IS NULL OR flow = :flow) ORDER BY first_live DESC, fl
 
 -- flow_version_content: the files of one version of a flow
 SELECT content FROM flow_version WHERE flow = :flow AND version = :version;
+
+-- recent_messages: the newest messages of a system that still hold their body, newest first
+SELECT id, system, source_id, received_at, headers, body FROM message
+WHERE system = :system AND body IS NOT NULL AND state = 'routed'
+ORDER BY id DESC LIMIT :limit;
+
+-- flow_attempts: attempts per flow since a time, and how many of them failed
+SELECT d.flow, count(*) AS attempts,
+       sum(CASE WHEN a.classification = 'delivered' THEN 0 ELSE 1 END) AS failed
+FROM attempt a JOIN delivery d ON d.id = a.delivery_id
+WHERE a.started_at >= :since GROUP BY d.flow;
