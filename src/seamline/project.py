@@ -721,7 +721,7 @@ def load_project(root: Path) -> Project:
         )
     checks: dict[str, CheckSpec] = {}
     for path in sorted((root / "checks").glob("*.y*ml")):
-        check = _load_check(path, root, systems, flows, problems)
+        check = _load_check(path, root, systems, flows, problems, notifiers.declared)
         if check is not None:
             checks[path.stem] = check
     externals: dict[str, ExternalSpec] = {}
@@ -752,6 +752,7 @@ def _load_check(
     systems: Mapping[str, System],
     flows: Mapping[str, Flow],
     problems: list[Problem],
+    notifiers: Collection[str],
 ) -> CheckSpec | None:
     doc = _read(path, root, problems)
     if doc is None or not _name_ok(path, root, problems):
@@ -784,6 +785,17 @@ def _load_check(
                     doc.line(("entity",)),
                     f"system '{name}' ({system.spec.kind}) cannot list {spec.entity}",
                     f"it lists: {', '.join(entities) or 'nothing'}",
+                )
+            )
+    known = ", ".join(sorted(notifiers)) or "none yet"
+    for n, name in enumerate(spec.notify):
+        if name not in notifiers:
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line(("notify", n)),
+                    f"notifier '{name}' is not declared",
+                    f"declare it under notifiers: in seamline.yaml (declared: {known})",
                 )
             )
     if spec.heal is not None:

@@ -33,6 +33,7 @@ from seamline.connectors.tryton.connector import TrytonOptions
 from seamline.connectors.tryton.sink import TrytonSink
 from seamline.engine.hub import Hub
 from seamline.errors import ContractError, TransientError
+from seamline.observe import alerts
 from seamline.project import load_project
 from seamline.sandbox.shopify import ShopifySimulator
 from seamline.sandbox.threepl import ThreePLSimulator
@@ -430,3 +431,53 @@ def test_a_heal_sends_the_left_value_through_its_flow_and_the_rerun_is_clean(
             assert rerun.clean, rerun.summary()
 
     asyncio.run(case())
+
+
+def test_a_scheduled_check_runs_in_the_hub_and_its_drift_raises_an_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def case() -> tuple[list[dict[str, Any]], list[Any]]:
+        async with (
+            ShopifySimulator(seed=18, products=2, time_scale=0.001) as shop,
+            ThreePLSimulator(tmp_path / "3pl", seed=18) as warehouse,
+        ):
+            monkeypatch.setenv("HEAL_SHOP_TOKEN", shop.token)
+            monkeypatch.setenv("HEAL_3PL_PASSWORD", warehouse.password)
+            root = heal_project(tmp_path / "p", shop, warehouse)
+            (root / "checks").mkdir()
+            (root / "checks" / "stock.yaml").write_text(
+                "owner: ops\nentity: stock\nleft: {system: warehouse}\n"
+                "right: {system: shop}\nschedule: {every: 1h}\n"
+            )
+            project = load_project(root)
+            location = min(shop.store.locations)
+            levels = sorted((v["sku"], v["inventory_item_id"]) for v in variants(shop))
+            for n, (_, item) in enumerate(levels):
+                shop.set_inventory(item, location, 5 + n)
+            warehouse.set_stock({s: 5 + n for n, (s, _) in enumerate(levels)} | {levels[0][0]: 8})
+            name = warehouse.write_inventory_snapshot()
+            done = tmp_path / "3pl" / "out" / "processed"
+            done.mkdir(exist_ok=True)
+            (tmp_path / "3pl" / "out" / name).rename(done / f"{name}.20261129000000")
+            hub = Hub(project, listen=("127.0.0.1", free_port()))
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(hub.run())
+                try:
+                    await asyncio.wait_for(hub.started.wait(), 30)
+                    deadline = time.monotonic() + 60
+                    runs: list[dict[str, Any]] = []
+                    firing: list[Any] = []
+                    while time.monotonic() < deadline and not firing:
+                        runs = await hub.journal.check_runs("stock")
+                        firing = [a for a in await alerts.current(hub.journal) if a.rule == "drift"]
+                        await asyncio.sleep(0.5)
+                finally:
+                    hub.stop()
+                    await task
+            return runs, firing
+
+    runs, firing = asyncio.run(case())
+
+    assert len(runs) == 1 and runs[0]["actor"] == "scheduler" and runs[0]["mismatch"] == 1
+    (alert,) = firing
+    assert alert.summary == "check stock: drift on 1 keys (1 mismatch)"

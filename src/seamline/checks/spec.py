@@ -94,6 +94,8 @@ class CheckSpec(Strict):
     heal: HealSpec | None = None
     days: int = Field(2, ge=1, le=366)
     """For `orders`: the window is today and the `days - 1` days before."""
+    notify: list[str] = Field(default_factory=list)
+    """Notifiers (in seamline.yaml) told when the check finds drift or cannot run."""
     duplicates_by: list[Literal["phone", "name", "email"]] = Field(default_factory=list)
     """For `customers`: fields two records of one system share when they are one person."""
 

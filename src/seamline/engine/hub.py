@@ -49,6 +49,8 @@ from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.hub")
 ROUTE_BATCH = 500
+CHECK_SWEEP = 30.0
+"""How often the scheduler looks for a check that is due."""
 SHAPES_CURSOR = "shapes"
 """Where the learned shapes of what sources send are kept across restarts."""
 LEASE_SWEEP = 2.0
@@ -256,6 +258,8 @@ class Hub:
                 ]
                 if self.alerts is not None:
                     polling.append(tg.create_task(self.alerts.run(), name="alerts"))
+                if self.schedules and any(c.schedule for c in self.project.checks.values()):
+                    polling.append(tg.create_task(self._check_loop(), name="checks"))
                 serve = None
                 if listening is not None:
                     serve = await self._serve(tg, listening)
@@ -483,6 +487,29 @@ class Hub:
             purged = await self.journal.purge(before=time.time() - retention)
             if purged:
                 log.info("retention purge", extra={"payloads": purged})
+
+    async def _check_loop(self) -> None:
+        """The active scheduler runs each scheduled check when its `every` has passed since
+        its last run (by any process: the runs are in the journal)."""
+        from seamline.checks.run import run_check
+
+        while True:
+            await self.leading.wait()
+            for name, spec in sorted(self.project.checks.items()):
+                if spec.schedule is None:
+                    continue
+                try:
+                    last = await self.journal.check_runs(name, limit=1)
+                    if last and time.time() - float(last[0]["started_at"]) < spec.schedule.every:
+                        continue
+                    recorded = await run_check(self.project, name, self.journal, actor="scheduler")
+                    log.info(
+                        "check ran",
+                        extra={"check": name, "found": sum(recorded.outcome.tally.found.values())},
+                    )
+                except Exception as exc:
+                    log.warning("check %s could not run: %s", name, exc, extra={"check": name})
+            await asyncio.sleep(CHECK_SWEEP)
 
     async def _keep_versions(self) -> None:
         """Keep the files of each flow version going live (once per version), for `plan` and

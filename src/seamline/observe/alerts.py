@@ -80,6 +80,8 @@ SEVERITY: dict[str, Severity] = {
     "circuit": "critical",
     "deprecation": "warning",
     "rejected": "warning",
+    "drift": "warning",
+    "check_failed": "warning",
 }
 _NOUNS = {
     "order": "orders",
@@ -251,9 +253,22 @@ class FlowRules:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckStatus:
+    """The latest run of a reconciliation check (`checks/NAME.yaml`)."""
+
+    check: str
+    found: int
+    """Findings of that run (0: no drift)."""
+    counts: Mapping[str, int]
+    error: str | None
+    notify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     flows: Sequence[FlowStatus]
     systems: Sequence[SystemStatus]
+    checks: Sequence[CheckStatus] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +316,9 @@ def evaluate(
             for h in _flow_conditions(r, status, state, now):
                 found(h)
         for h in _system_conditions(r, systems, now):
+            found(h)
+    for c in snap.checks:
+        for h in _check_conditions(c):
             found(h)
 
     firing: dict[str, Alert] = {}
@@ -555,6 +573,47 @@ def _system_conditions(
         )
 
 
+def _check_conditions(c: CheckStatus) -> Iterable[_Holds]:
+    """Drift until a run of the check is clean; a check that cannot run until one can."""
+    if c.error:
+        yield _Holds(
+            "check_failed",
+            f"check:{c.check}",
+            f"check {c.check} could not run: {c.error}",
+            c.notify,
+        )
+    elif c.found:
+        kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in c.counts.items() if n)
+        yield _Holds(
+            "drift",
+            f"check:{c.check}",
+            f"check {c.check}: drift on {c.found} keys ({kinds})",
+            c.notify,
+        )
+
+
+async def check_statuses(journal: Any, project: Project) -> list[CheckStatus]:
+    """The latest run of each of the project's checks (none yet: not in the list)."""
+    runs = getattr(journal, "check_runs", None)
+    if runs is None or not project.checks:
+        return []
+    latest: dict[str, dict[str, Any]] = {}
+    for row in await runs(None, limit=50 * len(project.checks)):
+        latest.setdefault(str(row["check_name"]), row)
+    statuses = []
+    for name, spec in project.checks.items():
+        row = latest.get(name)
+        if row is None:
+            continue
+        counts = {
+            k: int(row[k]) for k in ("missing_left", "missing_right", "mismatch", "duplicate")
+        }
+        statuses.append(
+            CheckStatus(name, sum(counts.values()), counts, row["error"], tuple(spec.notify))
+        )
+    return statuses
+
+
 # --- in the journal -----------------------------------------------------------------------------
 
 
@@ -646,9 +705,10 @@ class AlertLoop:
     async def _evaluate(self) -> list[Notification]:
         previous = await load_state(self.journal)
         flows, systems = await snapshot(self.journal, self.project)
+        checks = await check_statuses(self.journal, self.project)
         state, notifications = evaluate(
             previous,
-            Snapshot(flows, systems),
+            Snapshot(flows, systems, checks),
             self.clock(),
             self.rules,
             resolve_after=self.resolve_after,
