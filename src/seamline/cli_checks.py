@@ -42,6 +42,7 @@ def reconcile(
     from seamline.checks import heal as healing
     from seamline.checks.run import Progress as Read
     from seamline.checks.run import run_check
+    from seamline.engine.router import offline_router
 
     project = _project(directory)
     if name not in project.checks:
@@ -96,7 +97,13 @@ def reconcile(
         if spec.heal is None:
             err.print(f"check '{check}' names no heal flow (heal: {{flow: ...}} in its file)")
             return 3
-        heals, left_out = healing.plan(spec, project.flows[spec.heal.flow], outcome.findings)
+        heals, left_out = await healing.prepare(
+            spec,
+            project.flows[spec.heal.flow],
+            outcome.findings,
+            journal=journal,
+            router=offline_router(project),
+        )
         out.print(f"heal through [bold]{spec.heal.flow}[/]: {len(heals)} to send")
         for item in heals[:SHOWN]:
             out.print(f"  {'/'.join(item.key)}: {item.data} ({item.why})", highlight=False)
@@ -124,26 +131,22 @@ def landscape(
     ] = None,
 ) -> None:
     """Every system and integration (in the hub and outside it) with owner, SLA and risk."""
-    from seamline.landscape import export
+    from seamline.landscape import export, signals
     from seamline.landscape.register import build
-    from seamline.landscape.risk import assess
 
     project = _project(directory)
     register = build(project, externals=project.externals, checks=project.checks)
+    now = time.time()
 
-    async def signals() -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
         journal = await _open(project)
         try:
-            return await _signals(journal, register)
+            return await signals.read(journal, register, now=now)
         finally:
             await journal.close()
 
-    found = _run(signals()) if (project.dir / "journal.db").exists() or _shared(project) else {}
-    now = time.time()
-    risks = {
-        name: assess(i, found.get(name) or _quiet(), now=now)
-        for name, i in register.integrations.items()
-    }
+    found = _run(read()) if (project.dir / "journal.db").exists() or _shared(project) else {}
+    risks = signals.risks(register, found, now=now)
     page = export.as_markdown(register, risks, title=project.settings.name)
     if markdown is not None:
         markdown.write_text(page)
@@ -157,55 +160,10 @@ def landscape(
         out.print(f"wrote {json_out}")
 
 
-def _quiet() -> Any:
-    from seamline.landscape.risk import Signals
-
-    return Signals()
-
-
 def _shared(project: Any) -> bool:
     from seamline.journal.location import is_postgres
 
     return is_postgres(project.settings.journal)
-
-
-async def _signals(journal: Any, register: Any) -> dict[str, Any]:
-    """Per integration in the hub: dead letters, failures of the last day, check drift."""
-    from seamline.landscape.risk import Signals
-
-    dead: dict[str, int] = {}
-    for row in await journal.flow_counts():
-        if row.state == "dead":
-            dead[row.flow] = dead.get(row.flow, 0) + row.count
-    attempts = await journal.flow_attempts(since=time.time() - 86400)
-    drift: dict[str, tuple[int, int | None]] = {}
-    for name, integration in register.integrations.items():
-        for check in integration.checked_by:
-            runs = await journal.check_runs(check, limit=2)
-            if runs:
-                now = sum(
-                    int(runs[0][k])
-                    for k in ("missing_left", "missing_right", "mismatch", "duplicate")
-                )
-                before = (
-                    sum(
-                        int(runs[1][k])
-                        for k in ("missing_left", "missing_right", "mismatch", "duplicate")
-                    )
-                    if len(runs) > 1
-                    else None
-                )
-                drift[name] = (now, before)
-    return {
-        name: Signals(
-            dead=dead.get(name, 0),
-            attempts=attempts.get(name, (0, 0))[0],
-            failed=attempts.get(name, (0, 0))[1],
-            drift=drift.get(name, (0, None))[0],
-            drift_before=drift.get(name, (0, None))[1],
-        )
-        for name in register.integrations
-    }
 
 
 @app.command("test")

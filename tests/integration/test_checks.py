@@ -12,6 +12,7 @@ import shutil
 import socket
 import time
 import uuid
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,17 @@ from seamline.checks.compare import Tolerance
 from seamline.checks.entity import phone_text
 from seamline.checks.run import Outcome, run
 from seamline.checks.spec import ABSENT, CheckSpec
-from seamline.connectors.base import Window
+from seamline.connectors.base import Event, Window
 from seamline.connectors.registry import connector
 from seamline.connectors.sftp_csv.connector import PollOptions, SftpCsvOptions
 from seamline.connectors.shopify.connector import ShopifyOptions
 from seamline.connectors.tryton.connector import TrytonOptions
 from seamline.connectors.tryton.sink import TrytonSink
 from seamline.engine.hub import Hub
+from seamline.engine.router import offline_router
 from seamline.errors import ContractError, TransientError
+from seamline.journal.base import NewMessage
+from seamline.journal.location import journal_for
 from seamline.observe import alerts
 from seamline.project import load_project
 from seamline.sandbox.shopify import ShopifySimulator
@@ -226,56 +230,169 @@ def test_readers_refuse_what_they_cannot_list(tmp_path: Path) -> None:
     asyncio.run(case())
 
 
+@dataclass
+class Orders:
+    """Today's web orders in the shop, booked in the ERP except one (never booked) and one
+    (booked a unit short)."""
+
+    orders: list[dict[str, Any]]
+    events: list[Event]
+    missing: Event
+    short: Event
+
+    @property
+    def names(self) -> set[str]:
+        return {str(o["name"]) for o in self.orders}
+
+
+async def book_orders(shop: ShopifySimulator, erp: TrytonSink) -> Orders:
+    shop.store.order_count = 50_000 + uuid.uuid4().int % 40_000  # apart from other tests'
+    orders = shop.generate_orders(6, channel="web", test=False, currency="EUR")
+    source = connector("shopify").source("shop", shop_options(shop, None))  # type: ignore[union-attr]
+    for v in variants(shop):
+        await erp.upsert_product({"sku": v["sku"], "name": v["sku"]})
+    events = [source.decode({"x-shopify-topic": "orders/create"}, orjson.dumps(o)) for o in orders]
+    missing, short = events[0], events[1]
+    for event in events[1:]:
+        data = dict(event.data)
+        if event is short:
+            lines = [dict(line) for line in data["lines"]]
+            lines[0]["quantity"] += 1
+            data["lines"] = lines
+        await erp.create_sale(data)
+    return Orders(orders, events, missing, short)
+
+
+async def compare_orders(shop: ShopifySimulator, tryton_options: TrytonOptions) -> Outcome:
+    today = datetime.datetime.now(ZoneInfo(shop_zone(shop))).date()
+    return await compare(
+        "orders",
+        connector("shopify").reader("shop", shop_options(shop, None)),  # type: ignore[union-attr]
+        connector("tryton").reader("erp", tryton_options),  # type: ignore[union-attr]
+        window=Window(today - datetime.timedelta(days=1), today),
+        lines=Tolerance(),
+        net=Tolerance(absolute=Decimal("0.02")),
+    )
+
+
 def test_order_drift_between_shop_and_erp_is_found_exactly(tryton_options: TrytonOptions) -> None:
-    async def case() -> None:
+    async def case() -> tuple[Orders, Outcome]:
         erp = TrytonSink("erp", tryton_options)
         try:
             async with ShopifySimulator(seed=15, products=4, time_scale=0.001) as shop:
-                # Given today's web orders (numbered apart from other tests' orders)...
-                shop.store.order_count = 50_000 + uuid.uuid4().int % 40_000
-                orders = shop.generate_orders(6, channel="web", test=False, currency="EUR")
-                source = connector("shopify").source("shop", shop_options(shop, None))  # type: ignore[union-attr]
-                for v in variants(shop):
-                    await erp.upsert_product({"sku": v["sku"], "name": v["sku"]})
-                events = [
-                    source.decode({"x-shopify-topic": "orders/create"}, orjson.dumps(o))
-                    for o in orders
-                ]
-                # ...booked in the ERP, except one never booked and one booked short a unit
-                missing, short = events[0], events[1]
-                for event in events[1:]:
-                    data = dict(event.data)
-                    if event is short:
-                        lines = [dict(line) for line in data["lines"]]
-                        lines[0]["quantity"] += 1
-                        data["lines"] = lines
-                    await erp.create_sale(data)
-                today = datetime.datetime.now(ZoneInfo(shop_zone(shop))).date()
-                outcome = await compare(
-                    "orders",
-                    connector("shopify").reader("shop", shop_options(shop, None)),  # type: ignore[union-attr]
-                    connector("tryton").reader("erp", tryton_options),  # type: ignore[union-attr]
-                    window=Window(today - datetime.timedelta(days=1), today),
-                    lines=Tolerance(),
-                    net=Tolerance(absolute=Decimal("0.02")),
-                )
-
-            # Then exactly those two are found; every other order agrees to the cent, lines and
-            # net amount (tax-inclusive prices and a whole-order discount code among them)
-            names = {str(o["name"]) for o in orders}
-            assert any(e.data["taxes_included"] for e in events[2:])
-            assert any(e.data["discounts"] for e in events[2:])
-            mine = {(kind, key) for kind, key in found(outcome) if key in names}
-            assert mine == {
-                ("missing_right", missing.data["number"]),
-                ("mismatch", short.data["number"]),
-            }, [f.describe() for f in outcome.findings if f.key[0] in names]
-            (mismatch,) = [f for f in outcome.findings if f.key[0] == short.data["number"]]
-            assert mismatch.fields == ("lines", "net")  # a unit more costs more
+                booked = await book_orders(shop, erp)
+                return booked, await compare_orders(shop, tryton_options)
         finally:
             await erp.close()
 
-    asyncio.run(case())
+    booked, outcome = asyncio.run(case())
+
+    # Then exactly those two are found; every other order agrees to the cent, lines and net
+    # amount (tax-inclusive prices and a whole-order discount code among them)
+    assert any(e.data["taxes_included"] for e in booked.events[2:])
+    assert any(e.data["discounts"] for e in booked.events[2:])
+    mine = {(kind, key) for kind, key in found(outcome) if key in booked.names}
+    assert mine == {
+        ("missing_right", booked.missing.data["number"]),
+        ("mismatch", booked.short.data["number"]),
+    }, [f.describe() for f in outcome.findings if f.key[0] in booked.names]
+    (mismatch,) = [f for f in outcome.findings if f.key[0] == booked.short.data["number"]]
+    assert mismatch.fields == ("lines", "net")  # a unit more costs more
+
+
+def order_project(root: Path, shop: ShopifySimulator, tryton: TrytonOptions) -> Path:
+    """The shop's orders to the ERP, and the orders check healed through that flow."""
+    for folder in ("systems", "flows", "mappings", "checks"):
+        (root / folder).mkdir(parents=True)
+    (root / "seamline.yaml").write_text("name: orders\njournal: journal.db\n")
+    (root / "systems" / "shop.yaml").write_text(
+        f"kind: shopify\nconnection:\n  shop: {shop.shop}\n  base_url: {shop.url}\n"
+        f"  api_version: '{shop.api_version}'\n  access_token: ${{HEAL_SHOP_TOKEN}}\n"
+        f"  secrets: ['${{HEAL_SHOP_SECRET}}']\n"
+    )
+    (root / "systems" / "erp.yaml").write_text(
+        f"kind: tryton\nconnection:\n  url: {tryton.url}\n  database: {tryton.database}\n"
+        f"  username: {tryton.username}\n  password: ${{HEAL_ERP_PASSWORD}}\n"
+    )
+    shutil.copy(EXAMPLE / "flows" / "orders-to-erp.yaml", root / "flows")
+    shutil.copy(EXAMPLE / "mappings" / "erp.py", root / "mappings")
+    (root / "checks" / "orders.yaml").write_text(
+        "owner: finance\nentity: orders\nleft: {system: shop}\nright: {system: erp}\n"
+        "heal: {flow: orders-to-erp}\n"
+    )
+    return root
+
+
+def test_an_order_missing_in_the_erp_is_healed_from_the_journal(
+    tryton_options: TrytonOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def case() -> tuple[Orders, list[heal.Heal], list[heal.Unhealable], Outcome, int]:
+        erp = TrytonSink("erp", tryton_options)
+        try:
+            async with ShopifySimulator(seed=19, products=4, time_scale=0.001) as shop:
+                booked = await book_orders(shop, erp)
+                first = await compare_orders(shop, tryton_options)
+                monkeypatch.setenv("HEAL_SHOP_TOKEN", shop.token)
+                monkeypatch.setenv("HEAL_SHOP_SECRET", shop.secret)
+                monkeypatch.setenv("HEAL_ERP_PASSWORD", tryton_options.password.reveal())  # type: ignore[union-attr]
+                project = load_project(order_project(tmp_path / "p", shop, tryton_options))
+                router = offline_router(project)
+                # The hub received every order (its delivery to the ERP since gone)
+                journal = journal_for(project)
+                await journal.open()
+                try:
+                    headers = orjson.dumps({"x-shopify-topic": "orders/create"})
+                    for n, order in enumerate(booked.orders):
+                        body = orjson.dumps(order)
+                        await journal.append(
+                            NewMessage("shop", f"o{n}", time.time(), headers, body)
+                        )
+                    for message in await journal.unrouted(100):
+                        routed = router.route(message)
+                        await journal.route([replace(routed, deliveries=[])])
+                    mine = [f for f in first.findings if f.key[0] in booked.names]
+                    spec = project.checks["orders"]
+                    heals, left_out = await heal.prepare(
+                        spec, project.flows["orders-to-erp"], mine, journal=journal, router=router
+                    )
+                finally:
+                    await journal.close()
+                hub = Hub(project, listen=("127.0.0.1", free_port()))
+                async with asyncio.TaskGroup() as tg:
+                    task = tg.create_task(hub.run())
+                    try:
+                        await asyncio.wait_for(hub.started.wait(), 30)
+                        await heal.apply(hub.journal, heals, check="orders", run="1", actor="t")
+                        delivered = 0
+                        deadline = time.monotonic() + 60
+                        while time.monotonic() < deadline and not delivered:
+                            counts = {r.state: r.count for r in await hub.journal.flow_counts()}
+                            delivered = counts.get("delivered", 0)
+                            await asyncio.sleep(0.3)
+                    finally:
+                        hub.stop()
+                        await task
+                return (
+                    booked,
+                    heals,
+                    left_out,
+                    await compare_orders(shop, tryton_options),
+                    delivered,
+                )
+        finally:
+            await erp.close()
+
+    booked, heals, left_out, rerun, delivered = asyncio.run(case())
+
+    # The missing order went again through orders-to-erp; the differing sale is for a person
+    assert [h.key[0] for h in heals] == [booked.missing.data["number"]]
+    assert heals[0].event == "order.created" and heals[0].flow == "orders-to-erp"
+    assert [(u.key[0], "for a person" in u.why) for u in left_out] == [
+        (booked.short.data["number"], True)
+    ]
+    assert delivered == 1
+    mine = {(kind, key) for kind, key in found(rerun) if key in booked.names}
+    assert mine == {("mismatch", booked.short.data["number"])}
 
 
 def test_customer_drift_and_duplicates_are_found(tryton_options: TrytonOptions) -> None:

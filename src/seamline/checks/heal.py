@@ -11,8 +11,10 @@ cannot be healed and why), then `apply`, which journals them and audits the heal
 | entity    | healed by                                                                 |
 |-----------|---------------------------------------------------------------------------|
 | `stock`   | `inventory.changed` with the left level (a SKU the left does not list: 0) |
-| others    | not by a value: an order is replayed from the journal, a price or a       |
-|           | duplicate customer is for a person (listed as unhealable, with why)       |
+| `orders`  | an order missing on the right: its newest message in the journal, decoded |
+|           | again, sent through the flow (`prepare`); a sale that differs is left to a |
+|           | person (the flow finds the sale by its reference and would not change it) |
+| others    | prices, customers and duplicates are for a person (listed, with why)      |
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import orjson
 
 from seamline.checks.compare import Finding, Key
 from seamline.checks.spec import CheckSpec
-from seamline.engine.router import HUB
+from seamline.connectors.base import Event
+from seamline.engine.router import HUB, Router
 from seamline.errors import ContractError
-from seamline.journal.base import Journal, NewMessage
+from seamline.journal.base import ConsoleJournal, Journal, NewMessage
 from seamline.model.event import event_model
 from seamline.project import Flow
 
@@ -91,6 +94,56 @@ def plan(
     return heals, left_out
 
 
+async def prepare(
+    spec: CheckSpec,
+    flow: Flow,
+    findings: Iterable[Finding],
+    *,
+    journal: ConsoleJournal,
+    router: Router,
+) -> tuple[list[Heal], list[Unhealable]]:
+    """`plan`, and for orders the journal's own messages: what healing would send."""
+    if spec.entity != "orders":
+        return plan(spec, flow, findings)
+    heals: list[Heal] = []
+    left_out: list[Unhealable] = []
+    for finding in findings:
+        if finding.kind != "missing_right":
+            why = {
+                "mismatch": f"{spec.right.system} has a different one: for a person to compare",
+                "missing_left": f"{spec.left.system} has no such order to send",
+                "duplicate": "a duplicate is for a person to merge",
+            }[finding.kind]
+            left_out.append(Unhealable(finding.key, why))
+            continue
+        event = await _journaled(journal, router, flow, finding.key[0])
+        if event is None:
+            left_out.append(
+                Unhealable(
+                    finding.key,
+                    f"no message of it in the journal to send again (not received, or purged); "
+                    f"replay it from {spec.left.system}",
+                )
+            )
+            continue
+        heals.append(Heal(finding.key, flow.name, event.name, event.data, finding.describe()))
+    return heals, left_out
+
+
+async def _journaled(
+    journal: ConsoleJournal, router: Router, flow: Flow, number: str
+) -> Event | None:
+    """The newest journaled event of `number` that the flow takes, decoded as the hub does."""
+    for message in await journal.messages_with_key(flow.spec.source.system, number):
+        try:
+            event = router.decode(message)
+        except ContractError:
+            continue
+        if event.name in flow.spec.source.events:
+            return event
+    return None
+
+
 async def apply(
     journal: Journal, heals: Iterable[Heal], *, check: str, run: str, actor: str
 ) -> int:
@@ -116,4 +169,6 @@ async def apply(
 
 
 def _keys(heal: Heal) -> Mapping[str, str]:
-    return {"sku": heal.key[0]} if heal.event == STOCK_EVENT else {}
+    if heal.event == STOCK_EVENT:
+        return {"sku": heal.key[0]}
+    return {"order": heal.key[0]} if heal.event.startswith("order.") else {}

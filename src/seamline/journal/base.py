@@ -332,6 +332,12 @@ class ConsoleJournal(Journal, Protocol):
         """Per flow: (attempts, failed attempts) since `since`."""
         ...
 
+    async def messages_with_key(
+        self, system: str, value: str, *, limit: int = 20
+    ) -> list[StoredMessage]:
+        """`system`'s messages carrying the business key `value`, newest first."""
+        ...
+
     async def delivery_detail(self, delivery_id: int) -> dict[str, Any] | None:
         """A delivery with its message, keys, attempts (with bodies) and cross-references."""
         ...

@@ -137,22 +137,36 @@ class CheckVerbs:
         rows = await self._query_dicts(
             self.q["recent_messages"], {"system": system, "limit": limit}
         )
-        return [
-            StoredMessage(
-                int(r["id"]),
-                r["system"],
-                r["source_id"],
-                float(r["received_at"]),
-                bytes(r["headers"] or b""),
-                bytes(r["body"]),
-            )
-            for r in rows
-        ]
+        return _stored(rows)
+
+    async def messages_with_key(
+        self, system: str, value: str, *, limit: int = 20
+    ) -> list[StoredMessage]:
+        """`system`'s messages carrying the business key `value` (an order number), newest
+        first, those whose body retention has not purged."""
+        rows = await self._query_dicts(
+            self.q["messages_with_key"], {"system": system, "value": value, "limit": limit}
+        )
+        return _stored(rows)
 
     async def flow_attempts(self, *, since: float) -> dict[str, tuple[int, int]]:
         """Per flow: (attempts, failed attempts) since `since`."""
         rows = await self._query_dicts(self.q["flow_attempts"], {"since": since})
         return {r["flow"]: (int(r["attempts"]), int(r["failed"] or 0)) for r in rows}
+
+
+def _stored(rows: Iterable[dict[str, Any]]) -> list[StoredMessage]:
+    return [
+        StoredMessage(
+            int(r["id"]),
+            r["system"],
+            r["source_id"],
+            float(r["received_at"]),
+            bytes(r["headers"] or b""),
+            bytes(r["body"]),
+        )
+        for r in rows
+    ]
 
 
 def _first(items: Iterable[T], n: int) -> list[T]:

@@ -298,3 +298,9 @@ SELECT d.flow, count(*) AS attempts,
        sum(CASE WHEN a.classification = 'delivered' THEN 0 ELSE 1 END) AS failed
 FROM attempt a JOIN delivery d ON d.id = a.delivery_id
 WHERE a.started_at >= :since GROUP BY d.flow;
+
+-- messages_with_key: a system's messages carrying a business key value, newest first
+SELECT m.id, m.system, m.source_id, m.received_at, m.headers, m.body
+FROM message_key k JOIN message m ON m.id = k.message_id
+WHERE k.value = :value AND m.system = :system AND m.body IS NOT NULL
+ORDER BY m.id DESC LIMIT :limit;
