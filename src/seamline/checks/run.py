@@ -155,17 +155,29 @@ class Recorded:
 
     def trend(self) -> str:
         """`drift on 37 keys, up from 4 on the run before` (or as before, or down)."""
-        now = sum(self.outcome.tally.found.values())
-        if self.previous is None:
-            return f"drift on {now} keys (first run)" if now else "no drift (first run)"
-        before = sum(int(self.previous[k]) for k in KINDS_COLUMNS)
-        if now == before:
-            return f"drift on {now} keys, as on the run before" if now else "no drift, as before"
-        way = "up" if now > before else "down"
-        return f"drift on {now} keys, {way} from {before} on the run before"
+        return trend_text(sum(self.outcome.tally.found.values()), self.previous)
 
 
 KINDS_COLUMNS = ("missing_left", "missing_right", "mismatch", "duplicate")
+
+
+def drift_in(kept: Mapping[str, Any]) -> int:
+    """The findings of every kind a run kept in the journal counted."""
+    return sum(int(kept[k] or 0) for k in KINDS_COLUMNS)
+
+
+def trend_text(now: int, previous: Mapping[str, Any] | None) -> str:
+    """`drift on 37 keys, up from 4 on the run before` (or as before, or down): `now` findings
+    against the kept run before (None: this is the first run)."""
+    if previous is None:
+        return f"drift on {now} keys (first run)" if now else "no drift (first run)"
+    before = drift_in(previous)
+    if now == before:
+        return f"drift on {now} keys, as on the run before" if now else "no drift, as before"
+    way = "up" if now > before else "down"
+    return f"drift on {now} keys, {way} from {before} on the run before"
+
+
 STORED = 10_000
 """Findings a run keeps in the journal (its counts are always whole)."""
 
