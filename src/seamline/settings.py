@@ -156,6 +156,18 @@ class ConsoleSettings(Strict):
     terminates HTTPS: its origin passes the CSRF check and session cookies are `Secure`."""
 
 
+class TraceSettings(Strict):
+    endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    """An OTLP/HTTP collector (`http://127.0.0.1:4318`): each delivery attempt becomes a span.
+    Without it, an incoming `traceparent` is still carried on to the targets."""
+    service: str | None = None
+    """The service name on the spans (default: the hub's `name`)."""
+
+
+class TelemetrySettings(Strict):
+    traces: TraceSettings = TraceSettings()
+
+
 class HubSettings(Strict):
     """`seamline.yaml`."""
 
@@ -166,6 +178,7 @@ class HubSettings(Strict):
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
     console: ConsoleSettings = ConsoleSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     log_level: str = "info"
 
     @property

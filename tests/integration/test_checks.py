@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import shutil
-import socket
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -42,16 +41,10 @@ from seamline.project import load_project
 from seamline.sandbox.shopify import ShopifySimulator
 from seamline.sandbox.threepl import ThreePLSimulator
 from seamline.settings import Secret
+from tests.reliability.harness import free_port
 
 pytestmark = pytest.mark.timeout(240)
 EXAMPLE = Path(__file__).parents[2] / "examples" / "demo-shop"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def shop_options(sim: ShopifySimulator, location: int | None) -> ShopifyOptions:

@@ -45,6 +45,7 @@ from seamline.journal.ledger import PostgresLedger
 from seamline.journal.location import is_postgres, journal_for
 from seamline.journal.postgres import PostgresJournal
 from seamline.observe.alerts import AlertLoop
+from seamline.observe.trace import tracer
 from seamline.project import Flow, Project
 
 log = logging.getLogger("seamline.hub")
@@ -136,6 +137,8 @@ class Hub:
         self.router = Router(project, self.sources, self._safe_retry, shapes=self.shapes)
         self.stats = WorkerStats()
         self.state = HubState()
+        traces = settings.telemetry.traces
+        self.tracer = tracer(traces.endpoint, service=traces.service or settings.name)
         worker = settings.worker
         self.workers = {
             name: TargetWorker(
@@ -149,6 +152,7 @@ class Hub:
                 batch=worker.batch,
                 lease=worker.lease,
                 stats=self.stats,
+                tracer=self.tracer,
             )
             for name in targets
         }
@@ -310,6 +314,7 @@ class Hub:
                 await poller.close()
             if isinstance(self.ledger, PostgresLedger):
                 await self.ledger.close()
+            await asyncio.to_thread(self.tracer.close)  # flushes the spans still batched
             await self.journal.close()
 
     async def _serve(self, tg: asyncio.TaskGroup, listening: socket.socket) -> asyncio.Task[None]:

@@ -51,8 +51,11 @@ from seamline.journal.base import (
     Xref,
 )
 from seamline.observe.metrics import METRICS, FlowCounters, Metrics
+from seamline.observe.trace import HEADER as TRACE_HEADER
+from seamline.observe.trace import Propagation, Tracer, incoming
 from seamline.project import Flow, Project
 
+PROPAGATION = Propagation()
 log = logging.getLogger("seamline.worker")
 IDLE_POLL = 0.5
 DEFAULT_THROTTLE = 1.0
@@ -92,8 +95,11 @@ class TargetWorker:
         lease: float,
         stats: WorkerStats,
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.target = target
+        self.tracer = tracer or PROPAGATION
+        """Carries an incoming `traceparent` on to the target (and makes spans if enabled)."""
         self.project = project
         self.journal = journal
         self.router = router
@@ -230,12 +236,22 @@ class TargetWorker:
             )
 
         try:
-            exchange = await self.sink.send(
-                flow.spec.target.operation,
-                body,
-                options=flow.target_options,
-                idempotency_key=idempotency_key(claimed),
-            )
+            with self.tracer.attempt(
+                incoming(claimed.headers),
+                flow=claimed.flow,
+                target=self.target,
+                delivery=claimed.id,
+                attempt=claimed.attempts + 1,
+            ) as span:
+                exchange = await self.sink.send(
+                    flow.spec.target.operation,
+                    body,
+                    options=flow.target_options,
+                    idempotency_key=idempotency_key(claimed),
+                    headers={TRACE_HEADER: span.traceparent},
+                )
+                outcome = "delivered" if exchange.error is None else type(exchange.error).__name__
+                span.outcome(outcome, exchange.status)
         except ContractError as exc:
             attempt = _attempt(started, None, "contract", str(exc), flow)
             self.stats.dead += 1
