@@ -1,5 +1,5 @@
 """The `seamline` command: init, check, run, status, replay, demo, user, token (and, from
-`cli_checks.py`, reconcile, landscape, test, plan)."""
+`cli_checks.py`, reconcile, landscape, test, plan; from `cli_change.py`, apply, rollback)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -192,6 +193,27 @@ def status_table(flows: list[Any], systems: list[Any]) -> Table:
     return table
 
 
+def version_text(disk: str, live: str | None) -> str:
+    """A flow's version: the one on disk, and the one live when the journal's newest differs
+    (`disk v2, live v1`)."""
+    if live is None:
+        return f"disk {disk}, not live yet"
+    return disk if live == disk else f"disk {disk}, live {live}"
+
+
+def versions_table(project: Project, live: Mapping[str, str]) -> Table:
+    """Each flow's version in the loaded project against the newest that went live."""
+    table = Table(
+        title="versions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=0
+    )
+    table.add_column("flow", no_wrap=True)
+    table.add_column("version")
+    for name, flow in sorted(project.flows.items()):
+        text = version_text(flow.version, live.get(name))
+        table.add_row(name, text if live.get(name) == flow.version else f"[yellow]{text}[/]")
+    return table
+
+
 def systems_table(systems: list[Any]) -> Table:
     table = Table(
         title="systems", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=0
@@ -221,22 +243,37 @@ def status(
     """Per flow: pending, in flight, delivered, retrying, dead, oldest open; per system: budget."""
     project = _project(directory)
 
-    async def go() -> tuple[list[Any], list[Any]]:
+    async def go() -> tuple[list[Any], list[Any], dict[str, str]]:
         journal = await _open(project)
         try:
-            return await snapshot(journal, project)
+            flows, systems = await snapshot(journal, project)
+            live: dict[str, str] = {}
+            for name in project.flows:
+                kept = await journal.flow_versions(name, limit=1)
+                if kept:
+                    live[name] = kept[0]["version"]
+            return flows, systems, live
         finally:
             await journal.close()
 
-    flows, systems = _run(go())
+    flows, systems, live = _run(go())
     if as_json:
+        versions = {
+            name: {"disk": flow.version, "live": live.get(name)}
+            for name, flow in sorted(project.flows.items())
+        }
         print(
             orjson.dumps(
-                {"flows": [vars(f) for f in flows], "systems": [vars(s) for s in systems]}
+                {
+                    "flows": [vars(f) for f in flows],
+                    "systems": [vars(s) for s in systems],
+                    "versions": versions,
+                }
             ).decode()
         )
         return
     out.print(status_table(flows, systems))
+    out.print(versions_table(project, live))
     out.print(systems_table(systems))
     for s in systems:
         for text in s.warnings:
@@ -650,7 +687,7 @@ def token_revoke(
 
 # The commands of checks, the landscape and safe change live in their own module; importing
 # it registers them on `app` (it imports `app` from here, so it comes last).
-from seamline import cli_checks  # noqa: E402, F401
+from seamline import cli_change, cli_checks  # noqa: E402, F401
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """A console served over real HTTP on loopback, on a real journal, with a clock the test turns.
 
-`async with served(tmp_path, backend) as site:` writes the example project, opens the journal,
+`async with served(tmp_path, backend) as site:` writes the example project (unless one is in
+`tmp_path/project` already, e.g. the demo shop copied there), opens the journal,
 serves `Ingest(extra=Console(...))` (as the hub does) with uvicorn on 127.0.0.1 and an ephemeral
 port, and hands back helpers to sign people in and to make tokens.
 """
@@ -254,10 +255,9 @@ async def served(
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.01)
-    shop = project.systems["webshop"]
-    router = Router(
-        project, {"webshop": shop.connector.source("webshop", shop.options)}, lambda f: True
-    )
+    shop = project.systems.get("webshop")  # the example's (another project may have none)
+    sources = {"webshop": shop.connector.source("webshop", shop.options)} if shop else {}
+    router = Router(project, sources, lambda f: True)
     site = Site(
         f"http://127.0.0.1:{port}", journal, project, console, clock, f"127.0.0.1:{port}", router
     )
@@ -286,3 +286,40 @@ def concrete(path: str) -> str:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connecting is refused at once)."""
+    sock = free_socket()
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def add_stock_check(root: Path) -> None:
+    """Give the example project at `root` a shop and a warehouse that nothing answers for, and
+    a `stock` check between them: it can be run, and each run fails to read and is kept."""
+    if not root.exists():
+        write_example(root)
+    (root / "systems" / "shop.yaml").write_text(
+        "kind: shopify\nowner: e-commerce@example.com\nconnection:\n"
+        "  shop: test.myshopify.com\n"
+        f"  base_url: http://127.0.0.1:{closed_port()}\n"
+        "  api_version: '2026-07'\n  access_token: {file: secrets/shop.token}\n"
+        "  location_id: '1'\n"
+    )
+    (root / "systems" / "warehouse.yaml").write_text(
+        "kind: sftp_csv\nowner: operations@example.com\nconnection:\n"
+        f"  host: 127.0.0.1\n  port: {closed_port()}\n  username: u\n"
+        "  password: {file: secrets/warehouse.password}\n"
+        "  insecure_accept_any_host_key: true\n  poll: {interval: 1h}\n"
+    )
+    for secret in ("shop.token", "warehouse.password"):
+        (root / "secrets" / secret).write_text("not-a-real-secret\n")
+        (root / "secrets" / secret).chmod(0o600)
+    (root / "checks").mkdir(exist_ok=True)
+    (root / "checks" / "stock.yaml").write_text(
+        "owner: operations@example.com\npurpose: The shop sells what the warehouse holds.\n"
+        "entity: stock\nleft: {system: warehouse}\nright: {system: shop}\n"
+        "fields:\n  available: {absolute: 0}\n"
+    )

@@ -14,7 +14,15 @@ import orjson
 import pytest
 
 from seamline.journal.base import NewMessage, StoredMessage
-from tests.console.site import Browser, Site, journal_path, order, run, served
+from tests.console.site import (
+    Browser,
+    Site,
+    add_stock_check,
+    journal_path,
+    order,
+    run,
+    served,
+)
 from tests.console.test_access_control import ROLE_MATRIX
 
 TABLES = (
@@ -28,6 +36,8 @@ TABLES = (
     "session",
     "api_token",
     "login_failure",
+    "check_run",
+    "check_finding",
 )
 
 
@@ -55,7 +65,8 @@ async def world(site: Site) -> World:
 def request_for(method: str, path: str, w: World) -> tuple[str, dict[str, Any]]:
     """The path and the body that make this route do its work."""
     path = (
-        path.replace("{delivery_id:int}", str(w.dead))
+        path.replace("/checks/{name}", "/checks/stock")
+        .replace("{delivery_id:int}", str(w.dead))
         .replace("{name}", "victim")
         .replace("{token_id:int}", str(w.token))
     )
@@ -118,6 +129,7 @@ CHANGING = [(m, p) for m, p, role in ROLE_MATRIX if m != "GET" and role is not N
 def test_csrf_is_refused_with_no_state_change(tmp_path: Path, method: str, path: str) -> None:
     # Given an admin signed in, and another admin's session elsewhere
     async def go() -> tuple[list[tuple[str, int]], bool, int, bool]:
+        add_stock_check(tmp_path / "project")  # a check to run (its runs fail to read)
         async with served(tmp_path) as site:
             w = await world(site)
             await site.user("alice", "admin")

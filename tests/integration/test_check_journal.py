@@ -73,6 +73,10 @@ def test_a_flow_version_is_kept_once_with_its_files(backend: Backend) -> None:
 
     new, again, versions, content = asyncio.run(go())
 
-    assert (new, again) == (2, 1)
-    assert [(v["version"], v["deployed_by"]) for v in versions] == [("v2", "ada"), ("v1", "hub")]
+    assert (new, again) == (2, 2)
+    # v1 went live again with v2: both at 2.0, first kept by who deployed it first
+    assert {(v["version"], v["deployed_by"], v["last_live"]) for v in versions} == {
+        ("v2", "ada", 2.0),
+        ("v1", "hub", 2.0),
+    }
     assert content == b"flow: 1"

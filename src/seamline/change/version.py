@@ -37,10 +37,18 @@ def with_files(project: Project, stored: bytes, into: Path) -> Project:
     """The project as it was with a flow's stored files: a copy in `into` (without the
     journal) with those files written back, loaded (secrets from the environment, as now)."""
     shutil.copytree(project.dir, into, ignore=shutil.ignore_patterns("journal.db*"))
+    restore(into, stored)
+    return load_project(into)
+
+
+def restore(root: Path, stored: bytes) -> list[str]:
+    """Write a kept version's files back into the project at `root`; the paths written."""
+    written = []
     for relative, text in orjson.loads(stored).items():
-        target = (into / relative).resolve()
-        if into.resolve() not in target.parents:
+        target = (root / relative).resolve()
+        if root.resolve() not in target.parents:
             raise ValueError(f"a stored flow file lies outside the project: {relative}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-    return load_project(into)
+        written.append(relative)
+    return written

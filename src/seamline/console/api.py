@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from seamline.console.access import Principal
 from seamline.console.endpoints import Endpoint, Param, Site, jsonable
-from seamline.console.service import Filter, Refused
+from seamline.console.service import RUNS, Filter, Refused
 from seamline.journal.base import Role
 from seamline.observe.metrics import render
 
@@ -179,6 +179,24 @@ def endpoints(site: Site, openapi: Any) -> list[Endpoint]:
             )
         )
 
+    async def checks(request: Request, principal: Principal | None) -> Response:
+        return ok(await ops.checks())
+
+    async def check(request: Request, principal: Principal | None) -> Response:
+        runs = request.query_params.get("runs", "")
+        return ok(
+            await ops.check(request.path_params["name"], runs=int(runs) if runs.isdigit() else RUNS)
+        )
+
+    async def run_check(request: Request, principal: Principal | None) -> Response:
+        return ok(await ops.run_check(request.path_params["name"], actor=_actor(principal)))
+
+    async def landscape(request: Request, principal: Principal | None) -> Response:
+        return ok((await ops.landscape())["register"])
+
+    async def versions(request: Request, principal: Principal | None) -> Response:
+        return ok(await ops.versions(request.path_params["name"]))
+
     async def audit(request: Request, principal: Principal | None) -> Response:
         before = request.query_params.get("before")
         return ok(await ops.audit(before=int(before) if before and before.isdigit() else None))
@@ -314,6 +332,40 @@ def endpoints(site: Site, openapi: Any) -> list[Endpoint]:
             "Route rejected messages again",
             api=True,
             body=RejectedReplayBody,
+        ),
+        Endpoint(
+            "GET",
+            f"{V1}/flows/{{name}}/versions",
+            "viewer",
+            versions,
+            "The versions of a flow that went live, newest first, and the one loaded",
+            api=True,
+        ),
+        Endpoint("GET", f"{V1}/checks", "viewer", checks, "Checks and their latest runs", api=True),
+        Endpoint(
+            "GET",
+            f"{V1}/checks/{{name}}",
+            "viewer",
+            check,
+            "A check's runs, newest first, and what the latest one found",
+            api=True,
+            query=(Param("runs", "How many runs (default 50)", kind="integer"),),
+        ),
+        Endpoint(
+            "POST",
+            f"{V1}/checks/{{name}}/run",
+            "operator",
+            run_check,
+            "Run a check now (kept like a scheduled run, and audited)",
+            api=True,
+        ),
+        Endpoint(
+            "GET",
+            f"{V1}/landscape",
+            "viewer",
+            landscape,
+            "Every system and integration with its risk (as `seamline landscape --json`)",
+            api=True,
         ),
         Endpoint(
             "GET",

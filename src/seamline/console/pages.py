@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from seamline.console import credentials
 from seamline.console.access import LoginRefused, Principal
 from seamline.console.endpoints import Endpoint, Site, guard
+from seamline.console.landscape_map import layout, risk_level
 from seamline.console.service import Filter, NotFound, Refused
 from seamline.journal.base import ROLES
 from seamline.observe.health import duration_text
@@ -33,6 +34,7 @@ NOTES = {
     "user-removed": "User removed; their sessions ended.",
     "token-revoked": "Token revoked; it is refused from now on.",
     "bulk": "Bulk replay queued.",
+    "check-ran": "The check ran: its run is the newest below.",
 }
 
 
@@ -46,6 +48,8 @@ def templates() -> Environment:
     )
     env.filters["when"] = when
     env.filters["age"] = lambda s: "-" if s is None else duration_text(float(s))
+    env.filters["values"] = values
+    env.filters["risk_level"] = risk_level
     env.globals["roles"] = ROLES
     return env
 
@@ -109,6 +113,15 @@ def chart(series: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]
                 }
             )
     return {"bars": bars, "top": top, "width": CHART_W, "height": CHART_H, "keys": keys}
+
+
+def values(found: Any) -> str:
+    """A finding's values on one side, as `name: value` pairs."""
+    if found is None:
+        return "-"
+    if isinstance(found, dict):
+        return ", ".join(f"{k}: {v}" for k, v in found.items())
+    return str(found)
 
 
 def error_page(status: int, text: str) -> Response:
@@ -275,6 +288,27 @@ def endpoints(site: Site) -> list[Endpoint]:
         )
         return back("/dead", "routed")
 
+    async def checks(request: Request, principal: Principal | None) -> Response:
+        return render("checks.html", principal, data=await ops.checks())
+
+    async def check(request: Request, principal: Principal | None) -> Response:
+        data = await ops.check(request.path_params["name"])
+        return render("check.html", principal, data=data, note=_note(request))
+
+    async def run_check(request: Request, principal: Principal | None) -> Response:
+        assert principal is not None
+        name = request.path_params["name"]
+        await ops.run_check(name, actor=principal.actor)
+        return back(f"/checks/{name}", "check-ran")
+
+    async def landscape(request: Request, principal: Principal | None) -> Response:
+        data = await ops.landscape()
+        drawn = layout(data["register"], data["health"])
+        return render("landscape.html", principal, data=data, map=drawn)
+
+    async def flow(request: Request, principal: Principal | None) -> Response:
+        return render("flow.html", principal, data=await ops.versions(request.path_params["name"]))
+
     async def audit(request: Request, principal: Principal | None) -> Response:
         before = request.query_params.get("before", "")
         data = await ops.audit(before=int(before) if before.isdigit() else None)
@@ -360,6 +394,11 @@ def endpoints(site: Site) -> list[Endpoint]:
         Endpoint("GET", "/dead/replay", "operator", preview, "Preview a bulk replay"),
         Endpoint("POST", "/dead/replay", "operator", bulk, "Bulk replay"),
         Endpoint("POST", "/rejected/replay", "operator", rejected, "Route rejected again"),
+        Endpoint("GET", "/flows/{name}", "viewer", flow, "A flow's versions"),
+        Endpoint("GET", "/checks", "viewer", checks, "Checks and their latest runs"),
+        Endpoint("GET", "/checks/{name}", "viewer", check, "A check's runs and findings"),
+        Endpoint("POST", "/checks/{name}/run", "operator", run_check, "Run a check now"),
+        Endpoint("GET", "/landscape", "viewer", landscape, "Map of systems and integrations"),
         Endpoint("GET", "/audit", "viewer", audit, "Audit log"),
         Endpoint("GET", "/access", "admin", people, "Users and API tokens"),
         Endpoint("POST", "/access/users", "admin", add_user, "Add a user"),

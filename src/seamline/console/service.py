@@ -6,6 +6,7 @@ the pages render; every action takes the actor for the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -14,7 +15,11 @@ from typing import Any
 
 import orjson
 
+from seamline.checks.compare import Finding
+from seamline.checks.run import drift_in, run_check, trend_text
 from seamline.journal.base import ConsoleJournal, Selection, StoredMessage
+from seamline.landscape import export, signals
+from seamline.landscape.register import build
 from seamline.observe import alerts
 from seamline.observe.health import flow_health, system_health
 from seamline.observe.status import circuit, snapshot
@@ -23,6 +28,8 @@ from seamline.project import Project
 Decode = Callable[[StoredMessage], dict[str, Any]]
 SAMPLE = 10
 LISTED = 200
+RUNS = 50
+FINDINGS = 1000
 SHOWN_BODY = 64 * 1024
 _DELIVERY_REF = re.compile(r"^(?:d|delivery)\s*[:#]?\s*(\d+)$", re.IGNORECASE)
 _ACTIONABLE = ("dead", "review")
@@ -91,6 +98,7 @@ class Operations:
                     "oldest_open_age": f.age(now),
                     "sla": f.sla,
                     "health": {"level": health.level, "reasons": list(health.reasons)},
+                    **await self._version_of(f.flow),
                 }
             )
         system_rows = []
@@ -112,6 +120,15 @@ class Operations:
             )
         firing = [a.to_json() for a in await alerts.current(self.journal)]
         return {"at": now, "alerts": firing, "flows": flow_rows, "systems": system_rows}
+
+    async def _version_of(self, flow: str) -> dict[str, str | None]:
+        """The version of `flow` this hub loaded, and the newest one that went live."""
+        loaded = self.project.flows.get(flow)
+        kept = await self.journal.flow_versions(flow, limit=1)
+        return {
+            "version": loaded.version if loaded else None,
+            "live_version": kept[0]["version"] if kept else None,
+        }
 
     async def alerts(self) -> dict[str, Any]:
         """Alerts firing now (critical first, longest first) and the last resolved ones."""
@@ -317,9 +334,154 @@ class Operations:
         done = await self.journal.replay_rejected([int(str(r["id"])) for r in rows], actor=actor)
         return {"replayed": done}
 
+    # --- checks ---------------------------------------------------------------------------------
+
+    async def checks(self) -> dict[str, Any]:
+        """Every check of the project with its latest run and the trend against the one before."""
+        rows = []
+        for name, spec in sorted(self.project.checks.items()):
+            runs = await self.journal.check_runs(name, limit=2)
+            rows.append(
+                {
+                    "name": name,
+                    "entity": spec.entity,
+                    "left": spec.left.system,
+                    "right": spec.right.system,
+                    "owner": spec.owner,
+                    "purpose": spec.purpose.strip(),
+                    "every": spec.schedule.every if spec.schedule else None,
+                    "latest": _run_row(runs[0]) if runs else None,
+                    "trend": _trend(runs),
+                }
+            )
+        return {"checks": rows}
+
+    async def check(self, name: str, *, runs: int = RUNS) -> dict[str, Any]:
+        """One check: its runs, newest first, and what the latest run found."""
+        spec = self.project.checks.get(name)
+        if spec is None:
+            raise NotFound(f"there is no check {name!r}")
+        kept = await self.journal.check_runs(name, limit=max(1, min(runs, 500)))
+        findings = (
+            [
+                _finding_row(f)
+                for f in await self.journal.check_findings(int(kept[0]["id"]), limit=FINDINGS)
+            ]
+            if kept
+            else []
+        )
+        return {
+            "name": name,
+            "entity": spec.entity,
+            "left": spec.left.system,
+            "right": spec.right.system,
+            "owner": spec.owner,
+            "purpose": spec.purpose.strip(),
+            "every": spec.schedule.every if spec.schedule else None,
+            "heal": spec.heal.flow if spec.heal else None,
+            "trend": _trend(kept[:2]),
+            "runs": [_run_row(r) for r in kept],
+            "findings": findings,
+        }
+
+    async def run_check(self, name: str, *, actor: str) -> dict[str, Any]:
+        """Run the check now (the run is kept, also when it cannot read a system) and audit it."""
+        if name not in self.project.checks:
+            raise NotFound(f"there is no check {name!r}")
+        try:
+            recorded = await run_check(self.project, name, self.journal, actor=actor)
+        except Exception as exc:
+            # A reader may fail in any way (network, credentials, a vendor's answer): run_check
+            # kept the run with the error, and the check's page shows it.
+            latest = await self.journal.check_runs(name, limit=1)
+            done: dict[str, Any] = {
+                "run": int(latest[0]["id"]) if latest else None,
+                "summary": None,
+                "trend": None,
+                "error": _reason(exc),
+            }
+        else:
+            done = {
+                "run": recorded.run_id,
+                "summary": recorded.outcome.summary(),
+                "trend": recorded.trend(),
+                "error": None,
+            }
+        await self.journal.audit(
+            actor=actor, action="check-run", target=f"check/{name}", detail=done
+        )
+        return done
+
+    # --- landscape ------------------------------------------------------------------------------
+
+    async def landscape(self) -> dict[str, Any]:
+        """The register with each integration's risk (as `seamline landscape --json` writes it),
+        the top risks, and the health of each flow and system now."""
+        now = self.clock()
+        # `build` asks git when each file last changed: off the event loop.
+        register = await asyncio.to_thread(
+            build, self.project, externals=self.project.externals, checks=self.project.checks
+        )
+        found = await signals.read(self.journal, register, now=now)
+        data = export.as_json(register, signals.risks(register, found, now=now))
+        ranked = sorted(data["integrations"], key=lambda i: -int(i["risk"]["score"]))
+        overview = await self.overview()
+        return {
+            "register": data,
+            "top": [i for i in ranked if i["risk"]["reasons"]][: export.TOP],
+            "health": {
+                **{s["system"]: s["health"]["level"] for s in overview["systems"]},
+                **{f["flow"]: f["health"]["level"] for f in overview["flows"]},
+            },
+        }
+
+    # --- flow versions --------------------------------------------------------------------------
+
+    async def versions(self, flow: str, *, limit: int = RUNS) -> dict[str, Any]:
+        """The versions of `flow` that went live, newest first, and the one this hub loaded."""
+        loaded = self.project.flows.get(flow)
+        kept = await self.journal.flow_versions(flow, limit=max(1, min(limit, 500)))
+        if loaded is None and not kept:
+            raise NotFound(f"there is no flow {flow!r}")
+        return {
+            "flow": flow,
+            "loaded": loaded.version if loaded else None,
+            "live": kept[0]["version"] if kept else None,
+            "versions": kept,
+        }
+
     async def audit(self, *, before: int | None = None, limit: int = 100) -> dict[str, Any]:
         rows = await self.journal.audit_log(limit=max(1, min(limit, 500)), before=before)
         return {"entries": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
+
+
+def _run_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "drift": drift_in(row)}
+
+
+def _trend(runs: list[dict[str, Any]]) -> str:
+    """The latest run's drift against the run before it, in the words `seamline reconcile`
+    prints."""
+    if not runs:
+        return "never run"
+    if runs[0]["error"]:
+        return f"could not run: {runs[0]['error']}"
+    return trend_text(drift_in(runs[0]), runs[1] if len(runs) > 1 else None)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in the words of the first error inside any task group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finding_row(row: dict[str, Any]) -> dict[str, Any]:
+    fields = tuple(f for f in (row["fields"] or "").split(",") if f)
+    finding = Finding(
+        row["kind"], tuple(row["key"].split("/")), row["left_values"], row["right_values"], fields
+    )
+    return {**row, "fields": list(fields), "what": finding.describe()}
 
 
 def journey_events(found: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

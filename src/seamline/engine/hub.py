@@ -39,17 +39,19 @@ from seamline.engine.budget import Budget, BudgetLedger, BudgetView, Limits, Mem
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
-from seamline.errors import SeamlineError, ThrottledError
+from seamline.errors import ProjectError, SeamlineError, ThrottledError
 from seamline.journal.base import StoredMessage
 from seamline.journal.ledger import PostgresLedger
 from seamline.journal.location import is_postgres, journal_for
 from seamline.journal.postgres import PostgresJournal
 from seamline.observe.alerts import AlertLoop
 from seamline.observe.trace import tracer
-from seamline.project import Flow, Project
+from seamline.project import Flow, Project, load_project
 
 log = logging.getLogger("seamline.hub")
 ROUTE_BATCH = 500
+APPLY_CURSOR = "apply"
+"""Set by `seamline apply` (who and when): every hub process loads the project again."""
 CHECK_SWEEP = 30.0
 """How often the scheduler looks for a check that is due."""
 SHAPES_CURSOR = "shapes"
@@ -156,6 +158,13 @@ class Hub:
             )
             for name in targets
         }
+        self.versions: dict[tuple[str, str], Flow] = {
+            (f.name, f.version): f for f in project.flows.values()
+        }
+        """Every flow version this process ran: workers finish a delivery on its own."""
+        for target_worker in self.workers.values():
+            target_worker.versions = self.versions
+        self._applied: str | None = None
         self.console = (
             Console(
                 self.journal,
@@ -472,7 +481,8 @@ class Hub:
 
     async def _sweep(self, state: dict[str, float]) -> None:
         """Workers: release recovered targets, publish budgets. The scheduler: expire leases,
-        route stragglers, purge."""
+        route stragglers, purge. Every process: apply a project change asked for."""
+        await self._apply_if_asked()
         if self.delivers:
             await self._sweep_targets()
         await self._publish_warnings()
@@ -516,10 +526,60 @@ class Hub:
                     log.warning("check %s could not run: %s", name, exc, extra={"check": name})
             await asyncio.sleep(CHECK_SWEEP)
 
-    async def _keep_versions(self) -> None:
+    async def _apply_if_asked(self) -> None:
+        """Load the project again when `seamline apply` asked for it (a journal cursor every
+        process reads): new messages route with the new flow versions, deliveries in flight
+        finish on theirs. A change of systems or settings needs a restart and is refused."""
+        asked = await self.journal.get_cursor(APPLY_CURSOR)
+        if asked is None or asked == self._applied:
+            return
+        self._applied = asked
+        try:
+            new = await asyncio.to_thread(load_project, self.project.dir)
+        except ProjectError as exc:
+            log.error("apply refused: the project has problems: %s", exc)
+            return
+        changed = [
+            n
+            for n in sorted(set(new.systems) | set(self.project.systems))
+            if n not in new.systems
+            or n not in self.project.systems
+            or new.systems[n].spec != self.project.systems[n].spec
+        ]
+        if changed or new.settings != self.project.settings:
+            log.error(
+                "apply refused: systems or settings changed (%s); restart the hub for those",
+                ", ".join(changed) or "seamline.yaml",
+            )
+            return
+        before = {n: f.version for n, f in self.project.flows.items()}
+        for flow in new.flows.values():
+            self.versions[(flow.name, flow.version)] = flow
+        self.project = new
+        self.router.project = new
+        for worker in self.workers.values():
+            worker.project = new
+        if self.console is not None:
+            self.console.site.ops.project = new
+        if self.schedules:
+            try:
+                by = str(orjson.loads(asked).get("by") or "") or None
+            except (orjson.JSONDecodeError, AttributeError):
+                by = None
+            await self._keep_versions(by)
+        now = {n: f.version for n, f in new.flows.items()}
+        log.info(
+            "applied",
+            extra={"changed": sorted(n for n in now if before.get(n) != now[n]), "by": asked},
+        )
+
+    async def _keep_versions(self, by: str | None = None) -> None:
         """Keep the files of each flow version going live (once per version), for `plan` and
-        rollback; who deployed it is SEAMLINE_ACTOR, else the account the hub runs as."""
-        actor = os.environ.get("SEAMLINE_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+        rollback; who deployed it: who ran `seamline apply` (`by`), else SEAMLINE_ACTOR, else
+        the account the hub runs as."""
+        actor = (
+            by or os.environ.get("SEAMLINE_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+        )
         new = await self.journal.record_flow_versions(
             version.live(self.project), actor=actor, now=time.time()
         )

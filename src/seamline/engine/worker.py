@@ -98,6 +98,10 @@ class TargetWorker:
         tracer: Tracer | None = None,
     ) -> None:
         self.target = target
+        self.versions: dict[tuple[str, str], Flow] = {
+            (f.name, f.version): f for f in project.flows.values()
+        }
+        """Every flow version this process ran, by (flow, version): shared with the hub."""
         self.tracer = tracer or PROPAGATION
         """Carries an incoming `traceparent` on to the target (and makes spans if enabled)."""
         self.project = project
@@ -202,7 +206,11 @@ class TargetWorker:
             await asyncio.wait_for(self.wake.wait(), timeout=max(0.01, min(seconds, IDLE_POLL)))
 
     async def deliver(self, claimed: Claimed) -> Settlement:
-        flow = self.project.flows.get(claimed.flow)
+        # A delivery finishes on the flow version it was routed with, also after an apply
+        # made a newer one live (the hub keeps the versions it ran in `versions`).
+        flow = self.versions.get((claimed.flow, claimed.flow_version)) or self.project.flows.get(
+            claimed.flow
+        )
         now = time.time()
         if flow is None:
             return self._settle(

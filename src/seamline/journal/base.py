@@ -317,7 +317,7 @@ class ConsoleJournal(Journal, Protocol):
     async def record_flow_versions(
         self, versions: Iterable[tuple[str, str, bytes]], *, actor: str, now: float
     ) -> int:
-        """Keep each (flow, version, files) that goes live for the first time; how many."""
+        """Each (flow, version, files) goes live now (kept once, `last_live` moved on)."""
         ...
 
     async def flow_versions(

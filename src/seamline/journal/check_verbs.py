@@ -105,7 +105,8 @@ class CheckVerbs:
     async def record_flow_versions(
         self, versions: Iterable[tuple[str, str, bytes]], *, actor: str, now: float
     ) -> int:
-        """Keep each (flow, version, files) not kept before; how many were new."""
+        """Each (flow, version, files) goes live now: kept the first time, its `last_live`
+        moved on after (the live version of a flow is the one live last); how many."""
         q = self.q
         rows = [
             {"flow": flow, "version": version, "content": content, "now": now, "actor": actor}

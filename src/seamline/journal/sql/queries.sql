@@ -276,14 +276,15 @@ ORDER BY started_at DESC, id DESC LIMIT :limit;
 SELECT kind, key, fields, left_values, right_values FROM check_finding
 WHERE run_id = :run_id ORDER BY kind, key LIMIT :limit;
 
--- record_flow_version: a flow version that goes live (its first time only)
-INSERT INTO flow_version (flow, version, content, first_live, deployed_by)
-VALUES (:flow, :version, :content, :now, :actor)
-ON CONFLICT (flow, version) DO NOTHING;
+-- record_flow_version: a flow version goes live (kept the first time, its last time updated)
+INSERT INTO flow_version (flow, version, content, first_live, deployed_by, last_live)
+VALUES (:flow, :version, :content, :now, :actor, :now)
+ON CONFLICT (flow, version) DO UPDATE SET last_live = excluded.last_live;
 
--- flow_versions: the versions of a flow (or of every flow) that went live, newest first
-SELECT flow, version, first_live, deployed_by FROM flow_version
-WHERE (CAST(:flow AS TEXT) IS NULL OR flow = :flow) ORDER BY first_live DESC, flow LIMIT :limit;
+-- flow_versions: the versions of a flow (or of every flow), the one live last first
+SELECT flow, version, first_live, deployed_by, last_live FROM flow_version
+WHERE (CAST(:flow AS TEXT) IS NULL OR flow = :flow)
+ORDER BY coalesce(last_live, first_live) DESC, flow LIMIT :limit;
 
 -- flow_version_content: the files of one version of a flow
 SELECT content FROM flow_version WHERE flow = :flow AND version = :version;
