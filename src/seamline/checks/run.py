@@ -216,10 +216,13 @@ async def run_check(
             duplicates_by=spec.duplicates_by,
         )
     except Exception as exc:
+        first = _first_cause(exc)
         await journal.record_check_run(
             name, started_at=started, seconds=time.time() - started, counts={},
-            findings=[], actor=actor, error=f"{type(exc).__name__}: {exc}",
+            findings=[], actor=actor, error=f"{type(first).__name__}: {first}",
         )  # fmt: skip
+        if first is not exc:
+            raise first from exc
         raise
     finally:
         for reader in readers:
@@ -234,3 +237,10 @@ async def run_check(
         actor=actor,
     )
     return Recorded(run_id, outcome, previous[0] if previous else None)
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    """The reader's own error inside the task group's wrapping (both read at once)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
