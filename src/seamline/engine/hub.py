@@ -164,6 +164,7 @@ class Hub:
         """Every flow version this process ran: workers finish a delivery on its own."""
         for target_worker in self.workers.values():
             target_worker.versions = self.versions
+            target_worker.shapes = self.shapes
         self._applied: str | None = None
         self.console = (
             Console(

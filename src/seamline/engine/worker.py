@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import orjson
 
 from seamline.connectors.base import Exchange, Sink
+from seamline.connectors.shape import Shapes
 from seamline.engine.budget import Budget
 from seamline.engine.router import Router
 from seamline.errors import (
@@ -98,6 +99,8 @@ class TargetWorker:
         tracer: Tracer | None = None,
     ) -> None:
         self.target = target
+        self.shapes: Shapes | None = None
+        """Learns the shape of the target's answers (vendor drift), when the hub gives one."""
         self.versions: dict[tuple[str, str], Flow] = {
             (f.name, f.version): f for f in project.flows.values()
         }
@@ -266,7 +269,23 @@ class TargetWorker:
             return self._settle(claimed, "dead", 1, now, "contract", str(exc), attempt)
         if exchange.warnings:
             self.warnings.extend(w for w in exchange.warnings if w not in self.warnings)
+        if self.shapes is not None and exchange.response:
+            self._sample_answer(flow.spec.target.operation, exchange.response, claimed.id)
         return self._classify(claimed, flow, started, exchange, keys)
+
+    def _sample_answer(self, operation: str, response: bytes, delivery: int) -> None:
+        """Learn the shape of the target's answers (sampled); a change is a vendor warning."""
+        assert self.shapes is not None
+        kind = f"answers to {operation}"
+        if not self.shapes.due(self.target, kind):
+            return
+        try:
+            answer = orjson.loads(response)
+        except orjson.JSONDecodeError:
+            return  # not one JSON document (several calls, or text): nothing to learn
+        for drift in self.shapes.observe(self.target, kind, answer, f"delivery {delivery}"):
+            if drift.text() not in self.warnings:
+                self.warnings.append(drift.text())
 
     def _classify(
         self, claimed: Claimed, flow: Flow, started: float, ex: Exchange, keys: Mapping[str, str]

@@ -100,11 +100,29 @@ class HttpSink:
         if failure is None and op.refs:
             refs = _refs(answer.body, op.refs)
         return Exchange(
-            record, answer.status, answer.body[:MAX_KEPT_RESPONSE], duration, failure, refs
+            record,
+            answer.status,
+            answer.body[:MAX_KEPT_RESPONSE],
+            duration,
+            failure,
+            refs,
+            deprecation(self.name, f"{op.method} {op.path}", answer.headers),
         )
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def deprecation(system: str, call: str, headers: Mapping[str, str]) -> tuple[str, ...]:
+    """What a target says of the call's future: `Deprecation` (RFC 9745) and `Sunset`
+    (RFC 8594) headers, as warnings an operator sees (the hub keeps them per system)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    said = []
+    if "deprecation" in lower:
+        said.append(f"{system}: {call} is deprecated (Deprecation: {lower['deprecation']})")
+    if "sunset" in lower:
+        said.append(f"{system}: {call} stops working at {lower['sunset']} (Sunset header)")
+    return tuple(said)
 
 
 def _refs(answer: bytes, paths: Mapping[str, str]) -> dict[str, str]:
