@@ -346,12 +346,13 @@ def test_the_deliveries_of_one_cause_are_listed_newest_first(tmp_path: Path) -> 
 
 
 def test_charts_count_throughput_and_latency_per_hour(tmp_path: Path, backend: Backend) -> None:
-    # Given an order delivered and one dead, both this hour
+    # Given an order delivered, one dead and one still waiting, all this hour
     async def go() -> tuple[dict[str, Any], str]:
         async with served(tmp_path, backend) as site:
             await site.dead_delivery(1001)
             mid = await site.receive(1002)
             await site.settle_first(mid, state="delivered")
+            await site.receive(1003)
             token = await site.token("reader", "viewer")
             _, charts = await api(site, token, "GET", "/api/v1/charts?hours=3")
             await site.user("vera", "viewer")
@@ -364,10 +365,13 @@ def test_charts_count_throughput_and_latency_per_hour(tmp_path: Path, backend: B
     # Then the last of three hours counts them, and the hours before are empty
     assert len(series) == 3
     now = series[-1]
-    assert (now["received"], now["delivered"], now["failed"]) == (2, 1, 1)
+    assert (now["received"], now["delivered"], now["failed"]) == (3, 1, 1)
     assert now["latency_mean"] == pytest.approx(0.05)
+    assert now["backlog"] == 1  # the one waiting; the settled two are not backlog
     assert all(p["received"] == 0 and p["latency_mean"] is None for p in series[:-1])
-    assert page.count("<rect") >= 3 * 24
+    assert all(p["backlog"] == 0 for p in series[:-1])
+    assert page.count("<rect") >= 4 * 24
+    assert "Backlog at the end of each hour" in page
 
 
 def test_alerts_are_listed_and_announced_on_the_overview(tmp_path: Path) -> None:

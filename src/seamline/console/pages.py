@@ -193,6 +193,7 @@ def endpoints(site: Site) -> list[Endpoint]:
             series=data["series"],
             throughput=chart(data["series"], ("received", "delivered", "failed")),
             latency=chart(data["series"], ("latency_mean", "latency_max")),
+            backlog=chart(data["series"], ("backlog",)),
         )
 
     async def search(request: Request, principal: Principal | None) -> Response:

@@ -138,8 +138,9 @@ class Operations:
         }
 
     async def charts(self, *, hours: int = 24) -> dict[str, Any]:
-        """Throughput and latency per hour over the last `hours`: deliveries made, attempts
-        delivered and failed, and how long attempts took (mean and longest)."""
+        """Throughput, latency and backlog per hour over the last `hours`: deliveries made,
+        attempts delivered and failed, how long attempts took (mean and longest), and how many
+        deliveries were open (pending, retrying, in flight) at the end of each hour."""
         hours = max(1, min(hours, 24 * 14))
         bucket = 3600
         now = self.clock()
@@ -153,9 +154,16 @@ class Operations:
                 "failed": 0,
                 "latency_mean": None,
                 "latency_max": None,
+                "backlog": 0,
             }
             for b in range(first, first + hours)
         }
+        # Open at the end of an hour: made by then, and not settled by then.
+        for r in found.get("backlog", []):
+            born, gone, n = int(r["born"]), r["gone"], int(r["n"])
+            for b, row in series.items():
+                if born <= b and (gone is None or int(gone) > b):
+                    row["backlog"] += n
         spent: dict[int, tuple[float, int]] = {}
         for r in found["received"]:
             if int(r["bucket"]) in series:

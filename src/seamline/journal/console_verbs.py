@@ -323,6 +323,7 @@ class ConsoleVerbs:
         return {
             "received": await self._rows("chart_received", since=since, bucket=bucket),
             "attempts": await self._rows("chart_attempts", since=since, bucket=bucket),
+            "backlog": await self._rows("chart_backlog", since=since, bucket=bucket),
         }
 
     async def dead_groups(self) -> list[dict[str, Any]]:

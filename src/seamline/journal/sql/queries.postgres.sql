@@ -160,3 +160,12 @@ FROM delivery WHERE created_at >= %(since)s GROUP BY 1;
 SELECT floor(started_at / %(bucket)s)::bigint AS bucket, classification, count(*) AS n,
        avg(duration) AS mean, max(duration) AS longest
 FROM attempt WHERE started_at >= %(since)s GROUP BY 1, 2;
+
+-- chart_backlog: deliveries open at some time in the window, by the bucket they were made in
+-- and the bucket they were settled in (none: still open)
+SELECT floor(created_at / %(bucket)s)::bigint AS born,
+       CASE WHEN state IN ('pending', 'leased') THEN NULL
+            ELSE floor(updated_at / %(bucket)s)::bigint END AS gone,
+       count(*) AS n
+FROM delivery WHERE state IN ('pending', 'leased') OR updated_at >= %(since)s
+GROUP BY 1, 2;

@@ -305,3 +305,12 @@ SELECT m.id, m.system, m.source_id, m.received_at, m.headers, m.body
 FROM message_key k JOIN message m ON m.id = k.message_id
 WHERE k.value = :value AND m.system = :system AND m.body IS NOT NULL
 ORDER BY m.id DESC LIMIT :limit;
+
+-- chart_backlog: deliveries open at some time in the window, by the bucket they were made in
+-- and the bucket they were settled in (none: still open)
+SELECT CAST(created_at / :bucket AS INTEGER) AS born,
+       CASE WHEN state IN ('pending', 'leased') THEN NULL
+            ELSE CAST(updated_at / :bucket AS INTEGER) END AS gone,
+       count(*) AS n
+FROM delivery WHERE state IN ('pending', 'leased') OR updated_at >= :since
+GROUP BY 1, 2;
