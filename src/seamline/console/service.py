@@ -161,9 +161,9 @@ class Operations:
         # Open at the end of an hour: made by then, and not settled by then.
         for r in found.get("backlog", []):
             born, gone, n = int(r["born"]), r["gone"], int(r["n"])
-            for b, row in series.items():
+            for b, point in series.items():
                 if born <= b and (gone is None or int(gone) > b):
-                    row["backlog"] += n
+                    point["backlog"] += n
         spent: dict[int, tuple[float, int]] = {}
         for r in found["received"]:
             if int(r["bucket"]) in series:
