@@ -1,4 +1,5 @@
-"""`seamline apply` and `seamline rollback`: a flow change goes live, or back, on the hubs.
+"""`seamline apply`, `rollback`, `load` and `chaos`: a change goes live (or back), and the
+project is tried at peak volume and under faults against the sandbox simulators.
 
 Registered on the `seamline` app by `cli.py`. Both ask every running hub process (through a
 journal cursor they read every few seconds) to load the project from disk again: new messages
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -104,3 +106,128 @@ async def _apply(journal: ConsoleJournal, wanted: dict[str, str], actor: str, *,
         "next reads the journal; a refusal is in its log"
     )
     return 1
+
+
+Duration = Annotated[str, typer.Option(help="seconds, or 30s, 2m, 1h")]
+
+
+def _load(
+    directory: Path | None,
+    *,
+    chaos: list[str],
+    rate: float,
+    duration: str,
+    drain: str,
+    cancel_every: int,
+    hub: str | None,
+    keep: Path | None,
+    seed: int,
+    json_out: Path | None,
+) -> int:
+    from seamline.errors import SeamlineError
+    from seamline.observe import log as logs
+    from seamline.sandbox.load.runner import run_load
+    from seamline.settings import parse_duration
+
+    project = _project(directory)
+    logs.configure("error")  # the live view is the output; an inline hub's lines would clutter it
+    if hub not in (None, "inline", "process"):
+        err.print(f"--hub is inline or process, not {hub!r}")
+        return 2
+    try:
+        report = run_load(
+            project.dir,
+            rate=rate,
+            duration=parse_duration(duration),
+            drain=parse_duration(drain),
+            chaos=chaos,
+            console=out,
+            keep=keep,
+            hub=hub,  # type: ignore[arg-type]
+            cancel_every=cancel_every,
+            seed=seed,
+        )
+    except (SeamlineError, ValueError) as exc:
+        err.print(f"[red]cannot run:[/] {exc}", soft_wrap=True)
+        return 2
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
+    return 0 if report.held and not report.parked else 1
+
+
+@app.command()
+def load(
+    directory: ProjectDir = None,
+    rate: Annotated[float, typer.Option(help="Shop orders per second")] = 1.0,
+    duration: Duration = "60s",
+    drain: Duration = "2m",
+    chaos: Annotated[
+        list[str] | None, typer.Option(help="A fault during the run (repeatable): erp-down:20s@30s")
+    ] = None,
+    cancel_every: Annotated[int, typer.Option(help="Cancel every n-th order (0: none)")] = 0,
+    hub: Annotated[
+        str | None, typer.Option(help="inline or process (kill-hub needs process)")
+    ] = None,
+    keep: Annotated[Path | None, typer.Option(help="Keep the run's project copy here")] = None,
+    seed: Annotated[int, typer.Option(help="The simulators' seed")] = 7,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here")] = None,
+) -> None:
+    """Drive the project against the sandbox simulators at a rate and report throughput,
+    latency per flow, backlog, drain time and lost / duplicated / out-of-order effects.
+
+    Exit status: 0 every guarantee held, 1 one did not (or something was left parked), 2 bad
+    input."""
+    raise typer.Exit(
+        _load(
+            directory,
+            chaos=chaos or [],
+            rate=rate,
+            duration=duration,
+            drain=drain,
+            cancel_every=cancel_every,
+            hub=hub,
+            keep=keep,
+            seed=seed,
+            json_out=json_out,
+        )
+    )
+
+
+@app.command("chaos")
+def chaos_run(
+    scenarios: Annotated[
+        list[str],
+        typer.Argument(help="Faults: erp-down:20s@30s throttle:shop:15s@10s kill-hub@40s"),
+    ],
+    directory: Annotated[
+        Path | None, typer.Option("--project", "-p", help="Project folder (default: .)")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Shop orders per second")] = 1.0,
+    duration: Duration = "60s",
+    drain: Duration = "2m",
+    cancel_every: Annotated[int, typer.Option(help="Cancel every n-th order (0: none)")] = 0,
+    hub: Annotated[
+        str | None, typer.Option(help="inline or process (kill-hub needs process)")
+    ] = None,
+    keep: Annotated[Path | None, typer.Option(help="Keep the run's project copy here")] = None,
+    seed: Annotated[int, typer.Option(help="The simulators' seed")] = 7,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here")] = None,
+) -> None:
+    """A load run with faults, each FAULT:SYSTEM:LENGTH@START,OPTION=VALUE (all but FAULT
+    optional): a target down, a storm of 429s, slow or lost answers, resets, malformed,
+    duplicate and reordered webhooks, kill -9 of the hub. The report says which guarantees
+    held."""
+    raise typer.Exit(
+        _load(
+            directory,
+            chaos=scenarios,
+            rate=rate,
+            duration=duration,
+            drain=drain,
+            cancel_every=cancel_every,
+            hub=hub,
+            keep=keep,
+            seed=seed,
+            json_out=json_out,
+        )
+    )

@@ -6,6 +6,9 @@ hub runs `examples/demo-shop` in this process. A trickle of web orders comes in 
 faults a real shop has: duplicate webhooks throughout, one malformed webhook, and an ERP
 outage midway (a proxy in front of Tryton is cut). A live table shows each flow and what each
 system holds; at the end, or on Ctrl-C, everything started here is stopped, Tryton by its PID.
+
+It is a load run (`seamline.sandbox.load`) at a gentle rate with three chaos scenarios and a
+screen of its own; the same checker then says whether anything was lost or doubled.
 """
 
 from __future__ import annotations
@@ -13,36 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import os
-import shutil
-import signal
-import socket
-import tempfile
-import time
-from collections.abc import Iterator, Mapping
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich import box
-from rich.console import Console, Group
-from rich.live import Live
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from seamline.connectors.tryton.connector import TrytonOptions
-from seamline.connectors.tryton.sink import TrytonSink
-from seamline.engine.hub import Hub
 from seamline.errors import SeamlineError
 from seamline.observe import log as logs
-from seamline.observe.status import OPEN_STATES, snapshot
-from seamline.project import load_project
-from seamline.sandbox.fault_proxy import FaultProxy
-from seamline.sandbox.shopify import Faults, ShopifySimulator
-from seamline.sandbox.threepl import ThreePLSimulator
-from seamline.sandbox.tryton import PINS, LocalTryton
-from seamline.settings import Secret
+from seamline.observe.status import snapshot
+from seamline.sandbox.load import Landscape, LoadReport, Progress, Traffic, run
+from seamline.sandbox.tryton import DEFAULT_CACHE, PINS
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "demo-shop"
+DEMO_USER = "demo"
+"""The console's operator in the demo; the password is made per run and printed."""
 SEED = 7  # the example's `location_id` is this simulator seed's first location
 
 
@@ -61,6 +52,16 @@ class Plan:
     cancel_after: float = 5.0
     drain: float = 60.0
     """After `duration`, at most this long for open work to finish."""
+
+    def chaos(self) -> list[str]:
+        """The demo's faults as chaos scenarios (`seamline.sandbox.chaos`)."""
+        cut_at = max(0.0, (self.duration - self.outage) / 2)
+        scenarios = [f"malformed:shop@{self.duration / 4:g}s,count=1"]
+        if self.duplicate_rate > 0:
+            scenarios.append(f"duplicate:shop:{self.duration:g}s@0s,rate={self.duplicate_rate:g}")
+        if self.outage > 0:
+            scenarios.append(f"erp-down:{self.outage:g}s@{cut_at:g}s")
+        return scenarios
 
 
 @dataclass(slots=True)
@@ -81,27 +82,53 @@ class Outcome:
     flows: dict[str, dict[str, int]] = field(default_factory=dict)
     tryton_pid: int | None = None
     ports: list[int] = field(default_factory=list)
+    report: LoadReport | None = None
+    console_password: str = ""
+    """The demo operator's password for this run (the console is on the hub's port)."""
 
 
 def run_landscape(*, plan: Plan, keep: Path | None, console: Console) -> Outcome:
     """Run the landscape; stop everything it started, whatever happens, before returning."""
-    project_dir = _copy_example(keep)
-    tryton = LocalTryton(project_dir / "sandbox" / "erp")
-    if _cached(tryton):
+    if not (EXAMPLE / "seamline.yaml").exists():
+        raise SeamlineError(
+            f"the demo landscape needs the example project at {EXAMPLE}, which is absent: "
+            "run it from a checkout of the Seamline repository"
+        )
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise SeamlineError(f"{keep} is not empty; choose a new folder for --keep")
+    if _cached():
         console.print("starting Tryton (cached in ~/.cache/seamline) ...")
     else:
         console.print("[bold]installing Tryton the first time (about 40 s; cached after)[/] ...")
-    outcome = Outcome(project_dir)
-    began = time.monotonic()
+    outcome = Outcome(keep or Path())
+    screen = _Screen(plan, outcome, console)
+    traffic = Traffic(
+        rate=plan.rate,
+        duration=plan.duration,
+        drain=plan.drain,
+        cancel_every=plan.cancel_every,
+        cancel_after=plan.cancel_after,
+        seed=SEED,
+        ship_delay=3.0,
+        inventory_every=20.0,
+    )
     try:
-        tryton.start(timeout=120)
-        outcome.tryton_pid = tryton.pid
-        console.print(f"Tryton ready on {tryton.url} in {time.monotonic() - began:.1f} s")
-        asyncio.run(_landscape(tryton, plan, outcome, console))
+        outcome.report = run(
+            EXAMPLE,
+            traffic=traffic,
+            chaos=plan.chaos(),
+            console=console,
+            keep=keep,
+            hub="inline",
+            view=screen.draw,
+            finish=screen.finish,
+            on_tryton=lambda tryton: setattr(outcome, "project", tryton.dir.parents[1]),
+        )
+        outcome.interrupted = outcome.report.interrupted
     except KeyboardInterrupt:
         outcome.interrupted = True
-    finally:
-        tryton.stop()
+    if outcome.report is not None:
+        console.print(outcome.report.render())
     _where_to_look(outcome, console)
     return outcome
 
@@ -117,242 +144,107 @@ def landscape(*, duration: float, keep: Path | None, console: Console) -> int:
     return 0
 
 
-def _copy_example(keep: Path | None) -> Path:
-    if not (EXAMPLE / "seamline.yaml").exists():
-        raise SeamlineError(
-            f"the demo landscape needs the example project at {EXAMPLE}, which is absent: "
-            "run it from a checkout of the Seamline repository"
-        )
-    if keep is not None and keep.exists() and any(keep.iterdir()):
-        raise SeamlineError(f"{keep} is not empty; choose a new folder for --keep")
-    target = keep or Path(tempfile.mkdtemp(prefix="seamline-landscape-")) / "demo-shop"
-    shutil.copytree(
-        EXAMPLE, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("journal.db*")
-    )
-    return target
-
-
-def _cached(tryton: LocalTryton) -> bool:
-    marker = tryton.cache / "venv" / "seamline-pins.txt"
+def _cached() -> bool:
+    marker = DEFAULT_CACHE / "venv" / "seamline-pins.txt"
     month = f"template-{datetime.date.today():%Y-%m}-*"
     installed = marker.exists() and marker.read_text() == "\n".join(PINS) + "\n"
-    return installed and any(tryton.cache.glob(f"{month}/ids.json"))
+    return installed and any(DEFAULT_CACHE.glob(f"{month}/ids.json"))
 
 
-def _point_at(project: Path, connection: Mapping[str, tuple[str, str]]) -> None:
-    """In each system file, replace its one literal connection value `old` by `new`."""
-    for name, (old, new) in connection.items():
-        path = project / "systems" / f"{name}.yaml"
-        text = path.read_text()
-        if text.count(old) != 1:
-            raise SeamlineError(f"{path} has no single {old!r} to point at the sandbox")
-        path.write_text(text.replace(old, new))
+class _Screen:
+    """The demo's live view: each flow, what each system holds, and the systems' health."""
 
+    def __init__(self, plan: Plan, outcome: Outcome, console: Console) -> None:
+        self.plan = plan
+        self.outcome = outcome
+        self.console = console
+        self.introduced = False
+        self.next_count = 0.0
 
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """The project's variables set while it loads, as `seamline run` would find them."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    async def draw(self, land: Landscape, progress: Progress) -> RenderableType:
+        from seamline.cli import status_table, systems_table
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _landscape(tryton: LocalTryton, plan: Plan, outcome: Outcome, console: Console) -> None:
-    project_dir = outcome.project
-    erp = TrytonSink(
-        "demo",
-        TrytonOptions(
-            url=tryton.url,
-            database=tryton.database,
-            username=tryton.user,
-            password=Secret(tryton.password),
-            timeout=30.0,
-        ),
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(erp.close)
-        shop = await stack.enter_async_context(
-            ShopifySimulator(
-                seed=SEED,
-                shop="seamline-demo",
-                products=6,
-                time_scale=0.01,
-                faults=Faults(duplicate_rate=plan.duplicate_rate),
-            )
+        outcome = self.outcome
+        if not self.introduced:
+            await self._console_user(land)
+            self._introduce(land)
+        if progress.elapsed >= self.next_count or progress.phase == "done":
+            await _count_erp(land, outcome)
+            self.next_count = progress.elapsed + 2
+        _observe(land, progress, outcome)
+        assert land.hub is not None
+        flows, systems = await snapshot(land.hub.journal, land.hub.project)
+        outcome.flows = {f.flow: dict(f.counts) for f in flows}
+        erp_down = land.stands["erp"].cut.is_cut
+        caption = Text(
+            f"{progress.elapsed:5.1f}s  orders {outcome.orders}, webhooks accepted "
+            f"{land.hub.ingest.stats.accepted}, duplicates {land.hub.ingest.stats.duplicates}"
+            + ("   [ERP DOWN]" if erp_down else ""),
+            style="red" if erp_down else "",
         )
-        warehouse = await stack.enter_async_context(
-            ThreePLSimulator(
-                project_dir / "sandbox" / "3pl",
-                seed=SEED,
-                ship_delay=30,
-                time_scale=0.1,
-                split_rate=0.2,
-                short_rate=0.0,
-                inventory_interval=200,
-            )
+        return Group(
+            caption, status_table(flows, systems), _holdings(outcome), systems_table(systems)
         )
-        erp_link = await stack.enter_async_context(FaultProxy(tryton.port))
-        skus = sorted({v["sku"] for v in shop.store.variants.values() if v["sku"]})
-        for sku in skus:
-            await erp.upsert_product({"sku": sku, "name": f"Demo {sku}"})
-        warehouse.set_stock(dict.fromkeys(skus, 1000))
-        _point_at(
-            project_dir,
-            {
-                "shop": ("http://127.0.0.1:8701", shop.url),
-                "erp": ("http://127.0.0.1:8000", erp_link.url),
-                "warehouse": ("port: 2222", f"port: {warehouse.port}"),
-            },
+
+    async def _console_user(self, land: Landscape) -> None:
+        """An operator for the console, with a password made for this run (printed once)."""
+        from seamline.console.access import Access
+
+        assert land.hub is not None
+        self.outcome.console_password = secrets.token_urlsafe(12)
+        await Access(land.hub.journal).add_user(
+            DEMO_USER, "operator", self.outcome.console_password, actor="demo"
         )
-        variables = {
-            "SHOP_ACCESS_TOKEN": shop.token,
-            "SHOP_WEBHOOK_SECRET": shop.secret,
-            "ERP_PASSWORD": tryton.password,
-            "WAREHOUSE_PASSWORD": warehouse.password,
-        }
-        env_file = project_dir / "demo.env"
-        env_file.write_text("".join(f"export {k}={v}\n" for k, v in variables.items()))
-        env_file.chmod(0o600)
-        with _environment(variables):
-            project = load_project(project_dir)
-        hub_port = _free_port()
-        outcome.ports = [hub_port, shop.port, warehouse.port, erp_link.port]
-        hub = Hub(project, listen=("127.0.0.1", hub_port))
-        async with asyncio.TaskGroup() as tg:
-            hub_task = tg.create_task(hub.run(), name="hub")
-            try:
-                await hub.started.wait()
-                for topic in ("orders/create", "orders/cancelled"):
-                    shop.subscribe(topic, f"http://127.0.0.1:{hub_port}/hooks/shop")
-                warehouse.write_inventory_snapshot()
-                console.print(
-                    f"shop {shop.url} · ERP {tryton.url} (through {erp_link.url}) · "
-                    f"3PL sftp://127.0.0.1:{warehouse.port} · hub http://127.0.0.1:{hub_port}\n"
-                    f"project {project_dir}; {plan.rate:g} web order/s for {plan.duration:g} s, "
-                    f"{plan.duplicate_rate:.0%} duplicate webhooks, one malformed webhook, one "
-                    f"order in {plan.cancel_every} cancelled, the ERP cut for {plan.outage:g} s "
-                    "midway. Ctrl-C stops everything."
-                )
-                await _trickle(
-                    hub, hub_task, shop, warehouse, erp, erp_link, plan, outcome, console
-                )
-            finally:
-                hub.stop()
-        await _count_erp(erp, outcome)
+
+    def _introduce(self, land: Landscape) -> None:
+        self.introduced = True
+        outcome, plan = self.outcome, self.plan
+        outcome.project = land.project_dir
+        outcome.ports = land.ports
+        outcome.tryton_pid = land.tryton.pid if land.tryton else None
+        # The variables a user needs to look at the run afterwards (`seamline status`).
+        env_file = land.project_dir / "demo.env"
+        env_file.touch(0o600)
+        env_file.write_text("".join(f"export {k}={v}\n" for k, v in land.environment.items()))
+        stands = land.stands
+        tryton = land.tryton
+        assert tryton is not None
+        self.console.print(
+            f"shop {land.shop('shop').url} · ERP {tryton.url} (through {stands['erp'].cut.url})"
+            f" · 3PL sftp://127.0.0.1:{stands['warehouse'].cut.port}"
+            f" · hub http://127.0.0.1:{land.hub_port}\n"
+            f"console http://127.0.0.1:{land.hub_port}/ (user {DEMO_USER}, password "
+            f"{outcome.console_password})\n"
+            f"project {land.project_dir}; {plan.rate:g} web order/s for {plan.duration:g} s, "
+            f"{plan.duplicate_rate:.0%} duplicate webhooks, one malformed webhook, one "
+            f"order in {plan.cancel_every} cancelled, the ERP cut for {plan.outage:g} s "
+            "midway. Ctrl-C stops everything."
+        )
+
+    async def finish(self, land: Landscape, progress: Progress) -> None:
+        await _count_erp(land, self.outcome)
+        _observe(land, progress, self.outcome)
 
 
-async def _trickle(
-    hub: Hub,
-    hub_task: asyncio.Task[None],
-    shop: ShopifySimulator,
-    warehouse: ThreePLSimulator,
-    erp: TrytonSink,
-    erp_link: FaultProxy,
-    plan: Plan,
-    outcome: Outcome,
-    console: Console,
-) -> None:
-    from seamline.cli import status_table, systems_table
-
-    interrupted = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # ours now: stop the landscape, then the hub
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, interrupted.set)
-    cut_at = max(0.0, (plan.duration - plan.outage) / 2)
-    malformed_at = plan.duration / 4
-    began = time.monotonic()
-    next_order, next_count, malformed_sent = 0.0, 0.0, False
-    cancels: list[tuple[float, int]] = []
-    with Live(console=console, refresh_per_second=4) as live:
-        while not interrupted.is_set() and not hub_task.done():
-            elapsed = time.monotonic() - began
-            while elapsed < plan.duration and next_order <= elapsed:
-                (order,) = shop.generate_orders(1, channel="web", test=False)
-                outcome.orders += 1
-                next_order += 1 / plan.rate
-                if plan.cancel_every and outcome.orders % plan.cancel_every == 0:
-                    # The customer calls it off before it ships: the 3PL holds it meanwhile.
-                    warehouse.plan_order(str(order["id"]), hold=True)
-                    cancels.append((elapsed + plan.cancel_after, int(order["id"])))
-            while cancels and cancels[0][0] <= elapsed:
-                shop.cancel_order(cancels.pop(0)[1])
-                outcome.cancelled += 1
-            if not malformed_sent and elapsed >= malformed_at:
-                # Shopify's body is then not JSON, or lacks its id: the hub must refuse it.
-                shop.set_faults(malformed_rate=1.0)
-                shop.generate_orders(1, channel="web", test=False)
-                shop.set_faults(malformed_rate=0.0)
-                outcome.orders += 1
-                malformed_sent = True
-            down = cut_at <= elapsed < cut_at + plan.outage
-            if down and not erp_link.is_cut:
-                await erp_link.cut()
-            elif not down and erp_link.is_cut:
-                erp_link.restore()
-            if elapsed >= next_count:
-                await _count_erp(erp, outcome)
-                next_count = elapsed + 2
-            _observe(shop, warehouse, erp_link, outcome)
-            flows, systems = await snapshot(hub.journal, hub.project)
-            outcome.flows = {f.flow: dict(f.counts) for f in flows}
-            caption = Text(
-                f"{elapsed:5.1f}s  orders {outcome.orders}, webhooks accepted "
-                f"{hub.ingest.stats.accepted}, duplicates {hub.ingest.stats.duplicates}"
-                + ("   [ERP DOWN]" if erp_link.is_cut else ""),
-                style="red" if erp_link.is_cut else "",
-            )
-            live.update(
-                Group(
-                    caption,
-                    status_table(flows, systems),
-                    _holdings(outcome),
-                    systems_table(systems),
-                )
-            )
-            open_work = sum(f.count(s) for f in flows for s in OPEN_STATES)
-            shipped_orders = len({s.order_id for s in warehouse.shipments_written})
-            settled = (
-                outcome.fulfillments >= outcome.shipment_files
-                and shipped_orders + outcome.cancelled >= outcome.order_files
-                and not cancels
-            )
-            if elapsed >= plan.duration and not erp_link.is_cut and not open_work and settled:
-                break
-            if elapsed >= plan.duration + plan.drain:
-                break
-            await asyncio.sleep(0.5)
-    outcome.interrupted = interrupted.is_set() or hub_task.done()
-
-
-def _observe(
-    shop: ShopifySimulator, warehouse: ThreePLSimulator, erp_link: FaultProxy, outcome: Outcome
-) -> None:
+def _observe(land: Landscape, progress: Progress, outcome: Outcome) -> None:
+    shop = land.shops[0]
+    warehouse = land.warehouses[0]
+    deliveries = shop.deliveries
+    outcome.malformed = len({a.event_id for a in deliveries if a.malformed is not None})
+    outcome.orders = progress.orders + outcome.malformed
+    outcome.cancelled = progress.cancelled
     outcome.order_files = len(warehouse.orders_received)
     outcome.shipment_files = len(warehouse.shipments_written)
     outcome.fulfillments = sum(len(o["fulfillments"]) for o in shop.store.orders.values())
-    outcome.duplicates = sum(a.duplicate for a in shop.deliveries)
-    outcome.malformed = sum(a.malformed is not None for a in shop.deliveries)
-    outcome.erp_refused = erp_link.refused
+    outcome.duplicates = sum(a.duplicate for a in deliveries)
+    outcome.erp_refused = land.stands["erp"].cut.refused
+    outcome.interrupted = progress.interrupted
 
 
-async def _count_erp(erp: TrytonSink, outcome: Outcome) -> None:
+async def _count_erp(land: Landscape, outcome: Outcome) -> None:
     """Sales, parcels shipped and sales called off in Tryton: counts for the screen (-1 when
     the ERP does not answer now; the next count will do)."""
+    assert land.erp is not None
     counts = {
         "sales": ("sale.sale", [["description", "like", "WEB #%"]]),
         "erp_shipped": ("stock.shipment.out", [["state", "=", "done"]]),
@@ -362,7 +254,7 @@ async def _count_erp(erp: TrytonSink, outcome: Outcome) -> None:
         found = -1
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
-                found = int(await erp.client.model(model, "search_count", domain))
+                found = int(await land.erp.client.model(model, "search_count", domain))
         setattr(outcome, name, found)
 
 
@@ -405,6 +297,8 @@ def _where_to_look(outcome: Outcome, console: Console) -> None:
         f"Where to look (the variables are in {project / 'demo.env'}):\n"
         f"  source {project / 'demo.env'}\n"
         f"  seamline status {project}\n"
+        f"  the console, while a hub runs on it: seamline run {project} (user {DEMO_USER}, "
+        f"password {outcome.console_password})\n"
         f"  seamline replay {project} --dry-run\n"
         f"  journal: {project / 'journal.db'}"
     )

@@ -154,3 +154,12 @@ def test_plan_rehearses_a_changed_flow_on_recent_traffic(project: Path) -> None:
     assert "orders-to-erp: 12 of 12 recent messages would be handled differently" in said
     assert "description: changes in 12, e.g. WEB #" in said
     assert "orders-to-warehouse" not in said  # unchanged: not rehearsed
+
+
+def test_chaos_refuses_a_fault_the_system_cannot_play_before_starting_anything(
+    project: Path,
+) -> None:
+    code, said = asyncio.run(seamline("chaos", "throttle:warehouse:5s", "-p", str(project)))
+
+    assert code == 2, said
+    assert "throttle plays on HTTP answers; warehouse is sftp_csv" in said

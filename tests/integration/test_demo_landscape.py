@@ -6,6 +6,7 @@ starts in seconds; on a cold cache this test installs it first.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
@@ -15,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from seamline.demo_landscape import Plan, run_landscape
+from seamline.journal.sqlite import SqliteJournal
 
 
 def children() -> set[int]:
@@ -83,3 +85,17 @@ def test_the_landscape_delivers_to_every_system_through_faults_and_stops_cleanly
     text = said.getvalue()
     assert f"seamline status {outcome.project}" in text
     assert (outcome.project / "journal.db").exists()
+    # and an operator for the console, whose password (made for this run) it printed
+    assert outcome.console_password and f"password {outcome.console_password}" in text
+    assert "(user demo, password" in text
+    users = asyncio.run(demo_users(outcome.project / "journal.db"))
+    assert users == [("demo", "operator")]
+
+
+async def demo_users(path: Path) -> list[tuple[str, str]]:
+    journal = SqliteJournal(path)
+    await journal.open()
+    try:
+        return [(u["name"], u["role"]) for u in await journal.users()]
+    finally:
+        await journal.close()

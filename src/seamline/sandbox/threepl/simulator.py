@@ -134,6 +134,8 @@ class ThreePLSimulator:
         self.orders_received: list[ReceivedOrder] = []
         self.shipments_written: list[WrittenShipment] = []
         self.snapshots_written: list[str] = []
+        self.periodic_snapshots = True
+        """False stops the snapshots every `inventory_interval` (a load run's drain does)."""
         self.rejected_files: list[str] = []
         self._plans: dict[str, _Plan] = {}
         self._forced: list[Fault] = []
@@ -292,7 +294,8 @@ class ThreePLSimulator:
     async def _inventory_loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval * self.time_scale)
-            self.write_inventory_snapshot()
+            if self.periodic_snapshots:
+                self.write_inventory_snapshot()
 
     def _take_orders(self) -> list[ReceivedOrder]:
         taken = []
