@@ -8,6 +8,7 @@ be killed with SIGKILL and started again on the same journal.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -209,3 +210,32 @@ def test_the_checker_counts_a_missing_a_doubled_and_a_reordered_effect(tmp_path:
         ("duplicated", "#2"),
         ("lost", "#3"),
     }
+
+
+def test_the_report_tells_the_alerts_an_operator_got(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from seamline.journal.sqlite import SqliteJournal
+    from seamline.observe.alerts import STATE_CURSOR, Alert, AlertState
+    from seamline.sandbox.load.runner import _alerts
+
+    firing = Alert(
+        "circuit", "system:erp", "critical", "circuit open: deliveries to erp are held", 1.0
+    )
+    done = Alert("rejected", "system:shop", "warning", "1 rejected message from shop", 2.0)
+    state = AlertState(firing={firing.key: firing}, resolved=(replace(done, resolved_at=3.0),))
+
+    async def keep() -> None:
+        journal = SqliteJournal(tmp_path / "journal.db")
+        await journal.open()
+        try:
+            await journal.set_cursor(STATE_CURSOR, state.dump()[0])
+        finally:
+            await journal.close()
+
+    asyncio.run(keep())
+
+    assert _alerts(tmp_path / "journal.db") == (
+        "critical: circuit open: deliveries to erp are held (still firing)",
+        "warning: 1 rejected message from shop (resolved)",
+    )

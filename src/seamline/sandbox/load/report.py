@@ -97,6 +97,9 @@ class LoadReport:
     """Per system, the faults its proxies played (`refused`: connections while cut)."""
     circuits: dict[str, list[str]] = field(default_factory=dict)
     """Per target, the circuit states an operator saw other than closed, in order."""
+    alerts: tuple[str, ...] = ()
+    """The alerts that fired during the run (the journal is the run's own), as an operator
+    was told them: severity, what, and whether it resolved."""
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -162,6 +165,8 @@ class LoadReport:
         ]
         if seen:
             parts.append(Text("faults played and seen: " + "; ".join(seen)))
+        if self.alerts:
+            parts.append(Text("alerts an operator got: " + "; ".join(self.alerts)))
         if self.findings:
             found = Table(title="findings", title_justify="left", box=box.SIMPLE_HEAD)
             for column in ("what", "flow", "key", "detail"):

@@ -367,8 +367,25 @@ def _report(land: Landscape, progress: Progress, verdict: Verdict) -> LoadReport
             for name, stand in land.stands.items()
         },
         circuits={k: v for k, v in progress.circuits.items() if v},
+        alerts=_alerts(path),
         notes=tuple(verdict.notes),
     )
+
+
+def _alerts(path: Path) -> tuple[str, ...]:
+    """What the hub's alert loop told an operator during the run (firing, then resolved)."""
+    from seamline.observe.alerts import STATE_CURSOR, AlertState
+
+    raw = journal.cursor(path, STATE_CURSOR)
+    if raw is None:
+        return ()
+    try:
+        state = AlertState.load(raw)
+    except (ValueError, KeyError, TypeError):
+        return ("the alert state could not be read",)
+    told = [f"{a.severity}: {a.summary} (still firing)" for a in state.firing.values()]
+    told += [f"{a.severity}: {a.summary} (resolved)" for a in reversed(state.resolved)]
+    return tuple(told)
 
 
 def _malformed_orders(progress: Progress) -> int:
