@@ -76,7 +76,8 @@ class Finding:
     """For a mismatch, the fields that differ; for a duplicate, which side (`left`/`right`)
     and, for a probable duplicate, the field both rows share (`phone`)."""
     first: Mapping[str, Any] | None = None
-    """For a duplicate, the row seen first with the same key."""
+    """For a duplicate, the row seen first with the same key (None where a spool does not
+    keep it: a second right row)."""
 
     def describe(self) -> str:
         """One line an operator reads."""

@@ -39,7 +39,7 @@ from seamline.checks.compare import (
 
 Side = Literal["left", "right"]
 MATCHED = b"\x00"
-"""Marks a left row a right row has met (JSON never starts with a NUL)."""
+"""Marks a left row a right row has met (by identity; JSON never is a lone NUL)."""
 PARTITIONS = 64
 MAX_BYTES = 16 << 20
 """Largest left partition loaded as it is (16 MiB of rows on disk, about 60 MB in a dict)."""
@@ -120,8 +120,9 @@ class Spool:
             yield from self._split(left, right, depth + 1, rules)
             return
         fields, absent, tally = rules.fields, rules.absent, rules.tally
-        # The left rows by key; once a right row met one, its entry becomes MATCHED + the
-        # right row's values, so a second right row with that key is a duplicate.
+        # The left rows by key; once a right row met one, its entry becomes MATCHED (one
+        # object, compared by identity: no copy per row), so a second right row with that
+        # key is a duplicate (reported without the row it repeats).
         held: dict[bytes, bytes] = {}
         count = 0
         with open(left, "rb") as f:
@@ -140,10 +141,10 @@ class Spool:
                 key, values = line.split(b"\t", 1)
                 count += 1
                 mine = held.get(key)
-                if mine is not None and mine[:1] == MATCHED:
-                    yield counted(_duplicate("right", key, values, mine[1:]), tally)
+                if mine is MATCHED:
+                    yield counted(_duplicate("right", key, values, None), tally)
                     continue
-                held[key] = MATCHED + values
+                held[key] = MATCHED
                 if mine is None:
                     yield from missing(
                         "missing_left", _key(key), _values(values), fields, absent, tally
@@ -161,7 +162,7 @@ class Spool:
         tally.agreed += agreed
         if not rules.duplicates_only:
             for key, values in held.items():
-                if values[:1] != MATCHED:
+                if values is not MATCHED:
                     yield from missing(
                         "missing_right", _key(key), _values(values), fields, absent, tally
                     )
@@ -214,14 +215,12 @@ class Spool:
         self.close()
 
 
-def _duplicate(side: Side, key: bytes, values: bytes, first: bytes) -> Finding:
+def _duplicate(side: Side, key: bytes, values: bytes, first: bytes | None) -> Finding:
     if side == "left":
-        return Finding(
-            "duplicate", _key(key), left=_values(values), fields=(side,), first=_values(first)
-        )
-    return Finding(
-        "duplicate", _key(key), right=_values(values), fields=(side,), first=_values(first)
-    )
+        known = None if first is None else _values(first)
+        return Finding("duplicate", _key(key), left=_values(values), fields=(side,), first=known)
+    known = None if first is None else _values(first)
+    return Finding("duplicate", _key(key), right=_values(values), fields=(side,), first=known)
 
 
 def _key(raw: bytes) -> Key:
