@@ -570,6 +570,7 @@ def test_a_scheduled_check_runs_in_the_hub_and_its_drift_raises_an_alert(
             done.mkdir(exist_ok=True)
             (tmp_path / "3pl" / "out" / name).rename(done / f"{name}.20261129000000")
             hub = Hub(project, listen=("127.0.0.1", free_port()))
+            hub.check_grace = 0  # no minutes to spare for a starting hub to settle
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(hub.run())
                 try:

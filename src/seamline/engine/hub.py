@@ -53,6 +53,7 @@ ROUTE_BATCH = 500
 APPLY_CURSOR = "apply"
 """Set by `seamline apply` (who and when): every hub process loads the project again."""
 CHECK_SWEEP = 30.0
+CHECK_GRACE = 120.0
 """How often the scheduler looks for a check that is due."""
 SHAPES_CURSOR = "shapes"
 """Where the learned shapes of what sources send are kept across restarts."""
@@ -166,6 +167,8 @@ class Hub:
             target_worker.versions = self.versions
             target_worker.shapes = self.shapes
         self._applied: str | None = None
+        self.check_grace = CHECK_GRACE
+        """Seconds after the start before scheduled checks run (systems are still syncing)."""
         self.console = (
             Console(
                 self.journal,
@@ -506,11 +509,16 @@ class Hub:
 
     async def _check_loop(self) -> None:
         """The active scheduler runs each scheduled check when its `every` has passed since
-        its last run (by any process: the runs are in the journal)."""
+        its last run (by any process: the runs are in the journal); not in the first
+        `check_grace` seconds of a hub, which is still catching up (pollers, a backlog)."""
         from seamline.checks.run import run_check
 
+        started = time.time()
         while True:
             await self.leading.wait()
+            if time.time() - started < self.check_grace:
+                await asyncio.sleep(min(CHECK_SWEEP, self.check_grace))
+                continue
             for name, spec in sorted(self.project.checks.items()):
                 if spec.schedule is None:
                     continue
