@@ -109,6 +109,12 @@ async def _apply(journal: ConsoleJournal, wanted: dict[str, str], actor: str, *,
 
 
 Duration = Annotated[str, typer.Option(help="seconds, or 30s, 2m, 1h")]
+Rate = Annotated[float, typer.Option(help="Shop orders per second")]
+CancelEvery = Annotated[int, typer.Option(help="Cancel every n-th order (0: none)")]
+HubMode = Annotated[str | None, typer.Option(help="inline or process (kill-hub needs process)")]
+Keep = Annotated[Path | None, typer.Option(help="Keep the run's project copy here")]
+Seed = Annotated[int, typer.Option(help="The simulators' seed")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the report here")]
 
 
 def _load(
@@ -158,19 +164,17 @@ def _load(
 @app.command()
 def load(
     directory: ProjectDir = None,
-    rate: Annotated[float, typer.Option(help="Shop orders per second")] = 1.0,
+    rate: Rate = 1.0,
     duration: Duration = "60s",
     drain: Duration = "2m",
     chaos: Annotated[
         list[str] | None, typer.Option(help="A fault during the run (repeatable): erp-down:20s@30s")
     ] = None,
-    cancel_every: Annotated[int, typer.Option(help="Cancel every n-th order (0: none)")] = 0,
-    hub: Annotated[
-        str | None, typer.Option(help="inline or process (kill-hub needs process)")
-    ] = None,
-    keep: Annotated[Path | None, typer.Option(help="Keep the run's project copy here")] = None,
-    seed: Annotated[int, typer.Option(help="The simulators' seed")] = 7,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here")] = None,
+    cancel_every: CancelEvery = 0,
+    hub: HubMode = None,
+    keep: Keep = None,
+    seed: Seed = 7,
+    json_out: JsonOut = None,
 ) -> None:
     """Drive the project against the sandbox simulators at a rate and report throughput,
     latency per flow, backlog, drain time and lost / duplicated / out-of-order effects.
@@ -202,16 +206,14 @@ def chaos_run(
     directory: Annotated[
         Path | None, typer.Option("--project", "-p", help="Project folder (default: .)")
     ] = None,
-    rate: Annotated[float, typer.Option(help="Shop orders per second")] = 1.0,
+    rate: Rate = 1.0,
     duration: Duration = "60s",
     drain: Duration = "2m",
-    cancel_every: Annotated[int, typer.Option(help="Cancel every n-th order (0: none)")] = 0,
-    hub: Annotated[
-        str | None, typer.Option(help="inline or process (kill-hub needs process)")
-    ] = None,
-    keep: Annotated[Path | None, typer.Option(help="Keep the run's project copy here")] = None,
-    seed: Annotated[int, typer.Option(help="The simulators' seed")] = 7,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here")] = None,
+    cancel_every: CancelEvery = 0,
+    hub: HubMode = None,
+    keep: Keep = None,
+    seed: Seed = 7,
+    json_out: JsonOut = None,
 ) -> None:
     """A load run with faults, each FAULT:SYSTEM:LENGTH@START,OPTION=VALUE (all but FAULT
     optional): a target down, a storm of 429s, slow or lost answers, resets, malformed,

@@ -6,6 +6,8 @@ import unicodedata
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
+from seamline.checks.compare import Row
+
 
 def lines_text(lines: Iterable[tuple[str | None, int | float | Decimal]]) -> str:
     """`"A*2, B*1"`: quantity per SKU, SKUs in order, lines without a SKU left out (tips,
@@ -49,3 +51,11 @@ def customer_key(email: str | None, phone: str | None, name: str | None) -> tupl
     if phone_text(phone):
         return (f"phone:{phone_text(phone)}",)
     return (f"name:{name_text(name)}",)
+
+
+def customer_row(email: str | None, phone: str | None, name: str | None) -> Row:
+    """A customer as every reader lists it: keyed by `customer_key`, values normalised."""
+    return Row(
+        customer_key(email, phone, name),
+        {"name": name_text(name), "email": email_text(email), "phone": phone_text(phone)},
+    )

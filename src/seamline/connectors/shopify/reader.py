@@ -27,14 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from seamline.checks.compare import Row
-from seamline.checks.entity import (
-    customer_key,
-    email_text,
-    lines_text,
-    money_text,
-    name_text,
-    phone_text,
-)
+from seamline.checks.entity import customer_row, lines_text, money_text
 from seamline.connectors.base import Window
 from seamline.connectors.shopify.client import Answer, ShopifyClient, gid
 from seamline.connectors.shopify.connector import ShopifyOptions
@@ -146,16 +139,7 @@ class ShopifyReader:
             rows = []
             for c in page["nodes"]:
                 name = " ".join(p for p in (c.get("firstName"), c.get("lastName")) if p)
-                rows.append(
-                    Row(
-                        customer_key(c.get("email"), c.get("phone"), name),
-                        {
-                            "name": name_text(name),
-                            "email": email_text(c.get("email")),
-                            "phone": phone_text(c.get("phone")),
-                        },
-                    )
-                )
+                rows.append(customer_row(c.get("email"), c.get("phone"), name))
             yield rows
             if not page["pageInfo"]["hasNextPage"]:
                 return

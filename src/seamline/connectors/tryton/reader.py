@@ -29,14 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from seamline.checks.compare import Row
-from seamline.checks.entity import (
-    customer_key,
-    email_text,
-    lines_text,
-    money_text,
-    name_text,
-    phone_text,
-)
+from seamline.checks.entity import customer_row, lines_text, money_text
 from seamline.connectors.base import Window
 from seamline.connectors.tryton.client import TrytonClient
 from seamline.connectors.tryton.connector import TrytonOptions
@@ -307,17 +300,7 @@ class TrytonReader:
                 phone = next((c["value"] for c in own if c["type"] in ("phone", "mobile")), None)
                 if not email and not phone:
                     continue  # the company itself, suppliers without contacts: not customers
-                name = str(party.get("name") or "")
-                rows.append(
-                    Row(
-                        customer_key(email, phone, name),
-                        {
-                            "name": name_text(name),
-                            "email": email_text(email),
-                            "phone": phone_text(phone),
-                        },
-                    )
-                )
+                rows.append(customer_row(email, phone, str(party.get("name") or "")))
             yield rows
             if len(parties) < PAGE:
                 return
