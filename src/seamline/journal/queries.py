@@ -6,7 +6,9 @@ import re
 from functools import cache
 from importlib import resources
 
-_BLOCK = re.compile(r"^-- ([a-z_]+): .*$", re.MULTILINE)
+_BLOCK = re.compile(r"(?:\A|(?<=\n\n))-- ([a-z_]+): .*$", re.MULTILINE)
+"""A block starts at a `-- name: what it does` line at the top of the file or after a blank
+line; inside a block, a comment that happens to read `-- note: ...` is only a comment."""
 
 
 def parse_blocks(text: str) -> dict[str, str]:
@@ -15,7 +17,10 @@ def parse_blocks(text: str) -> dict[str, str]:
     blocks: dict[str, str] = {}
     for mark, following in zip(marks, [*marks[1:], None], strict=True):
         end = following.start() if following else len(text)
-        body = text[mark.end() : end].strip()
+        lines = text[mark.end() : end].strip().split("\n")
+        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+            lines.pop()  # a section's comment between blocks belongs to none of them
+        body = "\n".join(lines)
         if mark.group(1) in blocks:
             raise ValueError(f"query {mark.group(1)!r} is defined twice")
         blocks[mark.group(1)] = body.rstrip(";").strip()
