@@ -145,7 +145,7 @@ def landscape(
         finally:
             await journal.close()
 
-    found = _run(read()) if (project.dir / "journal.db").exists() or _shared(project) else {}
+    found = _run(read()) if _has_journal(project) else {}
     risks = signals.risks(register, found, now=now)
     page = export.as_markdown(register, risks, title=project.settings.name)
     if markdown is not None:
@@ -160,10 +160,13 @@ def landscape(
         out.print(f"wrote {json_out}")
 
 
-def _shared(project: Any) -> bool:
+def _has_journal(project: Any) -> bool:
+    """A journal to read signals from: PostgreSQL's, or the SQLite file the settings name
+    (a project that never ran has none, and its signals are quiet)."""
     from seamline.journal.location import is_postgres
 
-    return is_postgres(project.settings.journal)
+    settings = project.settings
+    return is_postgres(settings.journal) or settings.journal_path(project.dir).exists()
 
 
 @app.command("test")
