@@ -44,9 +44,9 @@ ProjectDir = Annotated[
 ]
 
 
-def _project(directory: Path | None) -> Project:
+def _project(directory: Path | None, *, secrets: bool = True) -> Project:
     try:
-        return load_project(directory or default_project_dir())
+        return load_project(directory or default_project_dir(), secrets=secrets)
     except ProjectError as exc:
         _print_problems(exc)
         raise typer.Exit(2) from None

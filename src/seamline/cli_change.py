@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from seamline.cli import ProjectDir, _open, _project, _run, app, err, out
 from seamline.journal.base import ConsoleJournal
+from seamline.project import Project
 from seamline.settings import operator_name
+
+if TYPE_CHECKING:
+    from seamline.sandbox.load.recording import Recording
 
 WAIT = 30.0
 
@@ -115,6 +119,18 @@ HubMode = Annotated[str | None, typer.Option(help="inline or process (kill-hub n
 Keep = Annotated[Path | None, typer.Option(help="Keep the run's project copy here")]
 Seed = Annotated[int, typer.Option(help="The simulators' seed")]
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the report here")]
+Replay = Annotated[
+    str | None,
+    typer.Option(
+        help="Play the real traffic the project's journal received in this window instead "
+        "of generated orders (2h: the last two hours)"
+    ),
+]
+ReplayUntil = Annotated[
+    str | None,
+    typer.Option(help="The window ends here (ISO time, e.g. 2026-11-28T18:00Z; default: now)"),
+]
+Speed = Annotated[float, typer.Option(help="With --replay: how many times faster than recorded")]
 
 
 def _load(
@@ -129,18 +145,24 @@ def _load(
     keep: Path | None,
     seed: int,
     json_out: Path | None,
+    replay: str | None = None,
+    replay_until: str | None = None,
+    speed: float = 10.0,
 ) -> int:
     from seamline.errors import SeamlineError
     from seamline.observe import log as logs
     from seamline.sandbox.load.runner import run_load
     from seamline.settings import parse_duration
 
-    project = _project(directory)
+    project = _project(directory, secrets=False)  # the run's credentials are its own
     logs.configure("error")  # the live view is the output; an inline hub's lines would clutter it
     if hub not in (None, "inline", "process"):
         err.print(f"--hub is inline or process, not {hub!r}")
         return 2
     try:
+        recording = (
+            None if replay is None else asyncio.run(_recording(project, replay, replay_until))
+        )
         report = run_load(
             project.dir,
             rate=rate,
@@ -152,6 +174,8 @@ def _load(
             hub=hub,  # type: ignore[arg-type]
             cancel_every=cancel_every,
             seed=seed,
+            recording=recording,
+            speed=speed,
         )
     except (SeamlineError, ValueError) as exc:
         err.print(f"[red]cannot run:[/] {exc}", soft_wrap=True)
@@ -159,6 +183,23 @@ def _load(
     if json_out is not None:
         json_out.write_bytes(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
     return 0 if report.held and not report.parked else 1
+
+
+async def _recording(project: Project, window: str, until: str | None) -> Recording:
+    """The slice of real traffic the project's journal holds from its flows' sources."""
+    from datetime import datetime
+
+    from seamline.sandbox.load.recording import read_recording
+    from seamline.settings import parse_duration
+
+    end = time.time() if until is None else datetime.fromisoformat(until).timestamp()
+    sources = {f.spec.source.system for f in project.flows.values()}
+    systems = {name: project.systems[name].spec.kind for name in sorted(sources)}
+    journal = await _open(project)
+    try:
+        return await read_recording(journal, systems, since=end - parse_duration(window), until=end)
+    finally:
+        await journal.close()
 
 
 @app.command()
@@ -175,9 +216,13 @@ def load(
     keep: Keep = None,
     seed: Seed = 7,
     json_out: JsonOut = None,
+    replay: Replay = None,
+    replay_until: ReplayUntil = None,
+    speed: Speed = 10.0,
 ) -> None:
-    """Drive the project against the sandbox simulators at a rate and report throughput,
-    latency per flow, backlog, drain time and lost / duplicated / out-of-order effects.
+    """Drive the project against the sandbox simulators at a rate, or replay a slice of its
+    real traffic time-compressed (--replay 2h --speed 60), and report throughput, latency per
+    flow, backlog, drain time and lost / duplicated / out-of-order effects.
 
     Exit status: 0 every guarantee held, 1 one did not (or something was left parked), 2 bad
     input."""
@@ -193,6 +238,9 @@ def load(
             keep=keep,
             seed=seed,
             json_out=json_out,
+            replay=replay,
+            replay_until=replay_until,
+            speed=speed,
         )
     )
 
@@ -214,6 +262,9 @@ def chaos_run(
     keep: Keep = None,
     seed: Seed = 7,
     json_out: JsonOut = None,
+    replay: Replay = None,
+    replay_until: ReplayUntil = None,
+    speed: Speed = 10.0,
 ) -> None:
     """A load run with faults, each FAULT:SYSTEM:LENGTH@START,OPTION=VALUE (all but FAULT
     optional): a target down, a storm of 429s, slow or lost answers, resets, malformed,
@@ -231,5 +282,8 @@ def chaos_run(
             keep=keep,
             seed=seed,
             json_out=json_out,
+            replay=replay,
+            replay_until=replay_until,
+            speed=speed,
         )
     )

@@ -310,6 +310,9 @@ def _validation_problems(doc: _Doc, exc: ValidationError, prefix: Path_ = ()) ->
             yield Problem(doc.file, doc.line(loc), f"{where}: {message}")
 
 
+MISSING_SECRET = "secret is missing"
+
+
 def _resolve_secrets(
     value: Any, doc: _Doc, path: Path_, base: Path, problems: list[Problem]
 ) -> Any:
@@ -322,7 +325,7 @@ def _resolve_secrets(
                 Problem(
                     doc.file,
                     doc.line(path),
-                    f"{'.'.join(map(str, path))}: secret is missing: {exc}",
+                    f"{'.'.join(map(str, path))}: {MISSING_SECRET}: {exc}",
                     "set it before `seamline run`; secrets are never written in project files",
                 )
             )
@@ -688,8 +691,11 @@ def _load_flow(
     )
 
 
-def load_project(root: Path) -> Project:
-    """Load and validate a whole project; raise `ProjectError` with every problem found."""
+def load_project(root: Path, *, secrets: bool = True) -> Project:
+    """Load and validate a whole project; raise `ProjectError` with every problem found.
+
+    `secrets=False`: a secret that is not set is no problem (a load run replaces every
+    credential with the sandbox's own; the project's are never needed there)."""
     root = root.resolve()
     problems: list[Problem] = []
     if not root.is_dir():
@@ -733,6 +739,8 @@ def load_project(root: Path) -> Project:
             externals[path.stem] = ExternalSpec.model_validate(doc.data)
         except ValidationError as exc:
             problems.extend(_validation_problems(doc, exc))
+    if not secrets:
+        problems = [p for p in problems if MISSING_SECRET not in p.message]
     if problems:
         raise ProjectError(problems)
     return Project(

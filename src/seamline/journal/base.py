@@ -332,6 +332,13 @@ class ConsoleJournal(Journal, Protocol):
         """Per flow: (attempts, failed attempts) since `since`."""
         ...
 
+    async def recorded_messages(
+        self, system: str, *, since: float, until: float, limit: int
+    ) -> list[StoredMessage]:
+        """`system`'s messages received in [since, until) still holding their body, oldest
+        first."""
+        ...
+
     async def messages_with_key(
         self, system: str, value: str, *, limit: int = 20
     ) -> list[StoredMessage]:

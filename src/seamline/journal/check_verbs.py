@@ -140,6 +140,17 @@ class CheckVerbs:
         )
         return _stored(rows)
 
+    async def recorded_messages(
+        self, system: str, *, since: float, until: float, limit: int
+    ) -> list[StoredMessage]:
+        """`system`'s messages received in [since, until) that still hold their body, in the
+        order they were received: a slice of real traffic to play again (`seamline load`)."""
+        rows = await self._query_dicts(
+            self.q["recorded_messages"],
+            {"system": system, "since": since, "until": until, "limit": limit},
+        )
+        return _stored(rows)
+
     async def messages_with_key(
         self, system: str, value: str, *, limit: int = 20
     ) -> list[StoredMessage]:

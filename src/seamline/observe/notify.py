@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from seamline.connectors.http.signature import sign
+from seamline.connectors.http.signature import signed_headers
 from seamline.observe.spec import (
     EmailNotifier,
     NotifierSpec,
@@ -169,12 +169,7 @@ class WebhookSender(_HttpNotifier):
         if self.spec.secret is not None:
             # One id per notification, the same on every retry: the receiver dedupes on it.
             msg_id = f"msg_{n.alert.key}:{n.event}:{n.alert.since:.0f}".replace(" ", "")
-            stamp = int(time.time())
-            headers["webhook-id"] = msg_id
-            headers["webhook-timestamp"] = str(stamp)
-            headers["webhook-signature"] = sign(
-                self.spec.secret.reveal(), msg_id=msg_id, timestamp=stamp, body=body
-            )
+            headers |= signed_headers(self.spec.secret.reveal(), msg_id=msg_id, body=body)
         await self._post(body, headers)
 
 

@@ -47,7 +47,7 @@ from typing import IO, Any, Final, Literal
 import aiohttp
 import orjson
 
-from seamline.connectors.http.signature import secret_key, sign
+from seamline.connectors.http.signature import secret_key, signed_headers
 
 Outcome = Literal["ok", "failed", "unknown"]
 DataFactory = Callable[[int], dict[str, Any]]
@@ -323,14 +323,9 @@ class _Sender:
         self, session: aiohttp.ClientSession, message: _Message
     ) -> tuple[str, int | None, float | None, str | None]:
         """One POST: ``(op, status, retry_after, error)``."""
-        timestamp = int(time.time())
         headers = {
             "content-type": "application/json",
-            "webhook-id": message.msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(
-                self._secret, msg_id=message.msg_id, timestamp=timestamp, body=message.body
-            ),
+            **signed_headers(self._secret, msg_id=message.msg_id, body=message.body),
         }
         try:
             self._turn += 1

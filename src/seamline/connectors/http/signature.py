@@ -65,6 +65,17 @@ def sign(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode("ascii")
 
 
+def signed_headers(secret: str, *, msg_id: str, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers for sending `body` now as message `msg_id` (a
+    retry sends the same id with a fresh timestamp and signature)."""
+    stamp = int(time.time())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(stamp),
+        SIGNATURE_HEADER: sign(secret, msg_id=msg_id, timestamp=stamp, body=body),
+    }
+
+
 class WebhookVerifier:
     """Checks Standard Webhooks signatures against one or more secrets.
 

@@ -294,6 +294,11 @@ SELECT id, system, source_id, received_at, headers, body FROM message
 WHERE system = :system AND body IS NOT NULL AND state = 'routed'
 ORDER BY id DESC LIMIT :limit;
 
+-- recorded_messages: a system's messages received in a time window still holding their body, oldest first
+SELECT id, system, source_id, received_at, headers, body FROM message
+WHERE system = :system AND body IS NOT NULL AND received_at >= :since AND received_at < :until
+ORDER BY id LIMIT :limit;
+
 -- flow_attempts: attempts per flow since a time, and how many of them failed
 SELECT d.flow, count(*) AS attempts,
        sum(CASE WHEN a.classification = 'delivered' THEN 0 ELSE 1 END) AS failed

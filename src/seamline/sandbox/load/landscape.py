@@ -9,20 +9,27 @@ one stand-in per system, by kind:
 | `tryton`   | a real Tryton (`LocalTryton`, started before) | `url`, `database`, `username` |
 | `sftp_csv` | `ThreePLSimulator` (ships, counts stock)   | `host`, `port`, `known_host_key` |
 | `http`     | `RecordingSink` (if it is a target)        | `base_url`                     |
+|            | a new signing secret (if it is a source)   | `secrets`                      |
 
 Every stand-in sits behind a TCP `FaultProxy` (to cut it), and every HTTP one also behind an
 `HttpFaultProxy` (429s, 5xx, slow, lost answers, resets): hub → cut proxy → fault proxy →
 stand-in. Credentials go into the copy as `${VARIABLE}` references, never as values; the
 values are in `Landscape.environment`, set while the project loads (hub in this process) or
 given to the hub process (`hub="process"`, the one chaos may kill -9 and start again).
+
+With a `Recording` (a slice of real traffic, `recording.py`), its SKUs become products of
+the shop simulator (so the 3PL stocks them and Tryton knows them) and `replay` sends its
+messages: Shopify's through the shop simulator, generic webhooks through `WebhookReplay`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -43,6 +50,7 @@ from seamline.errors import SeamlineError
 from seamline.project import load_project
 from seamline.sandbox.fault_proxy import FaultProxy
 from seamline.sandbox.http_faults import HttpFaultProxy
+from seamline.sandbox.load.recording import Recorded, Recording, WebhookReplay
 from seamline.sandbox.recording_sink import RecordingSink, start_recording_sink
 from seamline.sandbox.shopify import ShopifySimulator
 from seamline.sandbox.shopify.webhooks import DeliveryOptions
@@ -164,6 +172,9 @@ class Landscape:
     erp: TrytonSink | None
     """A client of the Tryton stand-in (direct, not through the proxies), to read effects."""
     skus: list[str] = field(default_factory=list)
+    webhook_secrets: dict[str, str] = field(default_factory=dict)
+    """Per generic `http` source, the secret the sandbox signs its webhooks with."""
+    replayer: WebhookReplay | None = None
     hub: Hub | None = None
     hub_starts: int = 0
     hub_kills: int = 0
@@ -195,6 +206,19 @@ class Landscape:
             if s.faults is not None:
                 ports.append(s.faults.port)
         return ports
+
+    # --- recorded traffic ----------------------------------------------------------------
+
+    def replay(self, message: Recorded) -> None:
+        """Send one recorded message to the hub, as its system sent it."""
+        address = f"http://127.0.0.1:{self.hub_port}/hooks/{message.system}"
+        stand = self.stands.get(message.system)
+        if stand is not None and stand.shop is not None:
+            stand.shop.replay(message.topic, message.body, address=address)
+            return
+        if self.replayer is None:
+            self.replayer = WebhookReplay(self.webhook_secrets, f"http://127.0.0.1:{self.hub_port}")
+        self.replayer.send(message)
 
     # --- chaos levers (`seamline.sandbox.chaos.Levers`) ---------------------------------
 
@@ -291,6 +315,10 @@ class Landscape:
                 await asyncio.sleep(0.05)
         raise SeamlineError(f"the hub did not become ready within {within:.0f} s")
 
+    async def close_replayer(self) -> None:
+        if self.replayer is not None:
+            await self.replayer.close()
+
     @property
     def hub_running(self) -> bool:
         if self.hub_mode == "inline":
@@ -325,10 +353,12 @@ class Landscape:
         stock: int = 1000,
         ship_delay: float = 3.0,
         inventory_every: float = 5.0,
+        recording: Recording | None = None,
     ) -> AsyncIterator[Landscape]:
         """Start every stand-in, point the project at them, start the hub; stop all on exit.
 
-        `tryton` is a started `LocalTryton` when the project has a `tryton` system.
+        `tryton` is a started `LocalTryton` when the project has a `tryton` system;
+        `recording` the real traffic the run will replay (its SKUs are stocked everywhere).
         """
         systems = read_systems(project_dir)
         unknown = {s.name: s.kind for s in systems.values() if s.kind not in KINDS}
@@ -348,7 +378,11 @@ class Landscape:
                     erp = await start.tryton(system, tryton)
             for system in systems.values():
                 if system.kind == "shopify":
-                    await start.shop(system)
+                    shop = await start.shop(system)
+                    if recording is not None:
+                        shop.store.adopt_skus(recording.order_lines(system.name))
+                elif system.kind == "http" and system.connection.get("secrets"):
+                    start.webhook_secret(system)
             skus = sorted(
                 {str(v["sku"]) for s in start.stands.values() if s.shop for v in _variants(s.shop)}
             )
@@ -375,8 +409,10 @@ class Landscape:
                 tryton=tryton,
                 erp=erp,
                 skus=skus,
+                webhook_secrets=start.webhook_secrets,
             )
             stack.push_async_callback(land.stop_hub)
+            stack.push_async_callback(land.close_replayer)
             await land.start_hub()
             for warehouse in land.warehouses:
                 warehouse.write_inventory_snapshot()
@@ -412,6 +448,7 @@ class _Starter:
         self.seed = seed
         self.stands: dict[str, Stand] = {}
         self.variables: dict[str, str] = {}
+        self.webhook_secrets: dict[str, str] = {}
 
     async def tryton(self, system: SystemFile, tryton: LocalTryton) -> TrytonSink:
         """Point at the running Tryton; a client straight to it, to seed and to read effects."""
@@ -489,6 +526,7 @@ class _Starter:
         return warehouse
 
     async def sink(self, system: SystemFile) -> RecordingSink:
+        (self.project_dir / "sandbox").mkdir(exist_ok=True)
         sink = await start_recording_sink(
             db_path=self.project_dir / "sandbox" / f"{system.name}.db", key_field="id"
         )
@@ -502,6 +540,13 @@ class _Starter:
         faults = await self.stack.enter_async_context(HttpFaultProxy(port))
         cut = await self.stack.enter_async_context(FaultProxy(faults.port))
         return Stand(system.name, system.kind, cut, faults=faults, timeout=system.timeout())
+
+    def webhook_secret(self, system: SystemFile) -> str:
+        """A new signing secret for a generic webhook source (the real one stays unread)."""
+        value = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        system.connection["secrets"] = [self._secret(system, "secrets", value)]
+        self.webhook_secrets[system.name] = value
+        return value
 
     def _secret(self, system: SystemFile, key: str, value: str) -> str:
         """`${NAME}` for the credential at `key`: the variable the file names, else a new one."""

@@ -59,6 +59,9 @@ class Verdict:
         self.findings.append(Finding(what=what, flow=flow, key=str(key), detail=detail))
 
 
+SKIPPED_OR_PARKED = ("skipped", "dead", "review")
+
+
 async def judge(land: Landscape) -> Verdict:
     verdict = Verdict()
     path = land.journal_path
@@ -77,12 +80,14 @@ async def judge(land: Landscape) -> Verdict:
         # Expected: every delivered delivery's effect, and every acknowledged webhook's the
         # flow takes (a message journaled but never given its delivery is lost as well)...
         source, events = sources[flow]
-        bodies = [b for _, b in journal.bodies(path, flow, ("delivered",))]
-        topics = {TOPICS[e] for e in events if e in TOPICS}
-        bodies += [b for topic, b in acknowledged.get(source, []) if topic in topics]
-        # ...but not what the flow skipped, saying why (an order with nothing to ship).
-        skipped = {key_of(_json(b)) for _, b in journal.bodies(path, flow, ("skipped",))}
-        keys = [k for b in bodies if (k := key_of(_json(b))) is not None and k not in skipped]
+        delivered = [b for _, b in journal.bodies(path, flow, ("delivered",))]
+        topics = {TOPICS[e] for e in events if e in TOPICS} | set(events)
+        bodies = delivered + [b for topic, b in acknowledged.get(source, []) if topic in topics]
+        # ...but not what the flow skipped, saying why (an order with nothing to ship), nor
+        # what is parked (dead or in review: counted, and named, as parked).
+        unsent = {key_of(_json(b)) for _, b in journal.bodies(path, flow, SKIPPED_OR_PARKED)}
+        unsent -= {key_of(_json(b)) for b in delivered}
+        keys = [k for b in bodies if (k := key_of(_json(b))) is not None and k not in unsent]
         await check(land, verdict, flow, system, keys)
     _journal_order(land, verdict)
     return verdict
@@ -113,7 +118,20 @@ def _acknowledged(land: Landscape, verdict: Verdict) -> dict[str, list[tuple[str
                 verdict.add("lost", "-", source_id, f"{stand.name} was told 2xx; not journaled")
         found[stand.name] = [(i.partition(":")[0], body) for i, body in held.items()]
         verdict.checked.append(f"{len(acked)} acknowledged {stand.name} webhooks journaled")
+    replayer = land.replayer
+    for system, ids in (replayer.acknowledged if replayer else {}).items():
+        held = journal.journaled(land.journal_path, system, sorted(set(ids)))
+        for source_id in sorted(set(ids) - set(held)):
+            verdict.add("lost", "-", source_id, f"{system} was told 2xx; not journaled")
+        found[system] = [(_event(body), body) for body in held.values()]
+        verdict.checked.append(f"{len(set(ids))} acknowledged {system} webhooks journaled")
     return found
+
+
+def _event(body: bytes) -> str:
+    """A generic webhook's event name (Standard Webhooks' `type`)."""
+    data = _json(body)
+    return str(data.get("type", "")) if isinstance(data, dict) else ""
 
 
 def _settled(land: Landscape, verdict: Verdict) -> None:
@@ -247,17 +265,35 @@ async def _records(
     for key, n in sorted(applied.items()):
         if n > 1:
             verdict.add("duplicated", flow, key, f"idempotency key applied {n} times")
+    # A record names its key in the body, or (the worker's `Idempotency-Key` is `sl-<id>`)
+    # through the delivery that sent it, whose ordering key and journal order are known.
+    sent = {d.delivery: d for d in journal.delivered(land.journal_path) if d.flow == flow}
     held = {r.key for r in records}
+    last: dict[str, int] = {}
+    for r in records:
+        d = sent.get(_delivery_id(r.idempotency_key) or 0)
+        if d is not None and d.key is not None:
+            held.add(d.key)
+            if d.delivery < last.get(d.key, d.delivery):
+                verdict.add(
+                    "out_of_order", flow, d.key, f"delivery {d.delivery} after {last[d.key]}"
+                )
+            last[d.key] = max(d.delivery, last.get(d.key, d.delivery))
     for key in sorted(set(keys) - held):
         verdict.add("lost", flow, key, "delivered, but the sink holds no record with this key")
-    last: dict[str, int] = {}
+    seqs: dict[str, int] = {}
     for r in records:
         if r.key is None or r.seq is None:
             continue
-        if r.seq < last.get(r.key, r.seq):
-            verdict.add("out_of_order", flow, r.key, f"seq {r.seq} after {last[r.key]}")
-        last[r.key] = max(r.seq, last.get(r.key, r.seq))
+        if r.seq < seqs.get(r.key, r.seq):
+            verdict.add("out_of_order", flow, r.key, f"seq {r.seq} after {seqs[r.key]}")
+        seqs[r.key] = max(r.seq, seqs.get(r.key, r.seq))
     verdict.checked.append(f"{flow}: {len(records)} records, each key once, in sequence")
+
+
+def _delivery_id(idempotency_key: str | None) -> int | None:
+    prefix, _, number = (idempotency_key or "").partition("-")
+    return int(number) if prefix == "sl" and number.isdigit() else None
 
 
 Check = Callable[[Landscape, Verdict, str, str, list[str]], Any]
@@ -277,6 +313,8 @@ def _order_name(body: Any) -> str | None:
 
 
 def _order_id(body: Any) -> str | None:
+    if isinstance(body, dict) and "id" not in body and isinstance(body.get("data"), dict):
+        body = body["data"]  # a Standard Webhooks message: the order is its data
     return str(body["id"]) if isinstance(body, dict) and "id" in body else None
 
 

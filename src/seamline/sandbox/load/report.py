@@ -101,6 +101,9 @@ class LoadReport:
     """The alerts that fired during the run (the journal is the run's own), as an operator
     was told them: severity, what, and whether it resolved."""
     notes: tuple[str, ...] = field(default=())
+    replayed: str | None = None
+    """What recorded traffic was played instead of generated orders (then `orders` counts
+    its messages)."""
 
     @property
     def held(self) -> bool:
@@ -138,10 +141,15 @@ class LoadReport:
             if self.drain_time is not None
             else "[red]not drained[/] when the drain time ran out"
         )
-        head = Text.from_markup(
-            f"{self.orders} orders at {self.rate:g}/s for {self.duration:g} s "
+        traffic = (
+            f"{self.replayed} in {self.duration:.0f} s; "
+            if self.replayed
+            else f"{self.orders} orders at {self.rate:g}/s for {self.duration:g} s "
             f"({self.cancelled} cancelled); "
-            f"{self.acknowledged} webhooks acknowledged ({self.duplicates_sent} duplicates, "
+        )
+        head = Text.from_markup(
+            traffic
+            + f"{self.acknowledged} webhooks acknowledged ({self.duplicates_sent} duplicates, "
             f"{self.malformed_sent} malformed sent, {self.rejected} refused); "
             f"backlog at most {self.backlog_max}; {drain}; hub started {self.hub_starts} times; "
             f"{self.parked} deliveries dead or in review"

@@ -7,7 +7,9 @@
 
 The run copies the project (the original is never touched), starts the landscape
 (`landscape.py`), makes `rate` shop orders per second for `duration` seconds while the 3PL
-ships and counts stock by itself and the chaos scenarios play, then drains: until nothing is
+ships and counts stock by itself and the chaos scenarios play (or, given a `Recording`,
+plays a slice of real traffic `speed` times faster instead of making orders), then drains:
+until nothing is
 open anywhere (journal, webhooks in flight, files not yet read, parcels not yet shipped), or
 `drain` seconds have passed. Then the checker (`oracle.py`) compares what the senders were
 told, the journal, and what each target holds. Every loop here ends by its own deadline.
@@ -38,6 +40,7 @@ from seamline.sandbox.chaos import Chaos, Scenario, parse_scenario
 from seamline.sandbox.load import journal
 from seamline.sandbox.load.landscape import HubMode, Landscape, read_systems
 from seamline.sandbox.load.oracle import Verdict, judge
+from seamline.sandbox.load.recording import Recording
 from seamline.sandbox.load.report import FlowFigures, LoadReport, percentile
 from seamline.sandbox.tryton import LocalTryton
 
@@ -62,10 +65,16 @@ class Traffic:
     """Seconds from an order file to its parcels at the 3PL."""
     inventory_every: float = 5.0
     """Seconds between the 3PL's stock snapshots."""
+    recording: Recording | None = None
+    """Real traffic to play instead of generated orders (then `rate` is not used)."""
+    speed: float = 1.0
+    """How many times faster than recorded the recording plays."""
 
     def __post_init__(self) -> None:
         if not 0 < self.rate <= 1000:
             raise SeamlineError(f"rate is orders per second, above 0 and at most 1000: {self.rate}")
+        if not 0 < self.speed <= 100_000:
+            raise SeamlineError(f"speed is a factor above 0 and at most 100000: {self.speed}")
         if self.duration <= 0 or self.drain < 0:
             raise SeamlineError("duration is above 0 and drain not below 0 (seconds)")
 
@@ -106,15 +115,28 @@ def run_load(
     hub: HubMode | None = None,
     cancel_every: int = 0,
     seed: int = 7,
+    recording: Recording | None = None,
+    speed: float = 1.0,
 ) -> LoadReport:
     """Run `project_dir` (a copy of it) at `rate` orders/s for `duration` s under `chaos`, drain
     for at most `drain` s, print the report on `console` and return it.
 
     `hub`: `inline` (this process) or `process` (`seamline run`, which `kill-hub` needs and
     so is the default with it). `keep`: an empty folder for the copy, kept afterwards.
+    `recording`: play it `speed` times faster instead (the traffic lasts as long as that
+    takes; `rate`, `duration` and `cancel_every` are not used).
     """
+    if recording is not None:
+        duration = recording.span / speed + 2 * TICK
+        cancel_every = 0
     traffic = Traffic(
-        rate=rate, duration=duration, drain=drain, cancel_every=cancel_every, seed=seed
+        rate=rate,
+        duration=duration,
+        drain=drain,
+        cancel_every=cancel_every,
+        seed=seed,
+        recording=recording,
+        speed=speed,
     )
     report = run(project_dir, traffic=traffic, chaos=chaos, console=console, keep=keep, hub=hub)
     console.print(report.render())
@@ -195,6 +217,7 @@ async def _run(
         hub=mode,
         ship_delay=traffic.ship_delay,
         inventory_every=traffic.inventory_every,
+        recording=traffic.recording,
     ) as land:
         progress.began = time.monotonic()
         await _drive(land, progress, console, view or _view)
@@ -215,11 +238,24 @@ async def _drive(land: Landscape, progress: Progress, console: Console, view: Vi
     next_order, next_sample = 0.0, 0.0
     cancels: list[tuple[float, int]] = []
     deadline = traffic.duration + traffic.drain
+    if traffic.recording is not None:
+        # An order the recording cancels was not shipped before (Shopify refuses to cancel a
+        # fulfilled order): the 3PL holds it, however much faster than recorded the run plays.
+        for order_id in traffic.recording.cancelled_orders():
+            for warehouse in land.warehouses:
+                warehouse.plan_order(order_id, hold=True)
+            progress.held_orders.add(order_id)
+            progress.cancelled += 1
     try:
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while not interrupted.is_set():
                 elapsed = progress.elapsed = time.monotonic() - progress.began
-                if elapsed < traffic.duration and shops:
+                recording = traffic.recording
+                if recording is not None and not recording.done:
+                    for message in recording.due(elapsed * traffic.speed):
+                        land.replay(message)
+                        progress.orders += 1
+                elif recording is None and elapsed < traffic.duration and shops:
                     while next_order <= elapsed and next_order < traffic.duration:
                         _order(land, progress, cancels, elapsed)
                         next_order += 1 / traffic.rate
@@ -293,6 +329,8 @@ def _settled(land: Landscape, progress: Progress) -> bool:
     """Nothing in flight outside the journal: webhooks, files, parcels to ship."""
     if any(shop.webhooks.pending for shop in land.shops):
         return False
+    if land.replayer is not None and land.replayer.pending:
+        return False
     for warehouse in land.warehouses:
         out = warehouse.root / "out"
         if any(out.glob("shp_*.csv")) or any(out.glob("inv_*.csv")):
@@ -341,7 +379,8 @@ def _report(land: Landscape, progress: Progress, verdict: Verdict) -> LoadReport
         duration=traffic.duration,
         orders=progress.orders + _malformed_orders(progress),
         cancelled=progress.cancelled,
-        acknowledged=sum(a.outcome == "delivered" for a in attempts),
+        acknowledged=sum(a.outcome == "delivered" for a in attempts)
+        + sum(len(ids) for ids in (land.replayer.acknowledged if land.replayer else {}).values()),
         duplicates_sent=len({a.webhook_id for a in attempts if a.duplicate}),
         malformed_sent=len({a.event_id for a in attempts if a.malformed is not None}),
         flows=tuple(flows),
@@ -369,6 +408,7 @@ def _report(land: Landscape, progress: Progress, verdict: Verdict) -> LoadReport
         circuits={k: v for k, v in progress.circuits.items() if v},
         alerts=_alerts(path),
         notes=tuple(verdict.notes),
+        replayed=traffic.recording.describe(traffic.speed) if traffic.recording else None,
     )
 
 
@@ -396,9 +436,13 @@ async def _view(land: Landscape, progress: Progress) -> RenderableType:
     """The load run's live screen: where it is, each flow's counts, what chaos is playing."""
     traffic = progress.traffic
     playing = ", ".join(str(s) for s in progress.chaos.active(progress.elapsed)) or "none"
+    sent = (
+        f"replayed {progress.orders} of {len(traffic.recording.messages)} at {traffic.speed:g}x"
+        if traffic.recording
+        else f"orders {progress.orders} at {traffic.rate:g}/s for {traffic.duration:g} s"
+    )
     caption = Text(
-        f"{progress.elapsed:5.1f}s {progress.phase}  orders {progress.orders} at "
-        f"{traffic.rate:g}/s for {traffic.duration:g} s  backlog {progress.backlog}  "
+        f"{progress.elapsed:5.1f}s {progress.phase}  {sent}  backlog {progress.backlog}  "
         f"hub starts {land.hub_starts}  chaos: {playing}",
         style="red" if playing != "none" else "",
     )

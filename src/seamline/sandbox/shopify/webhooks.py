@@ -232,12 +232,13 @@ class Webhooks:
 
     # events ------------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: Json) -> None:
-        """Deliver ``payload`` (serialized now) to every subscription of ``topic``."""
+    def publish(self, topic: str, payload: Json, *, body: bytes | None = None) -> None:
+        """Deliver ``payload`` (serialized now, or ``body`` as given: a recorded webhook) to
+        every subscription of ``topic``."""
         targets = [s for s in self.subscriptions.values() if s.topic == topic]
         if not targets:
             return
-        body = orjson.dumps(payload)
+        body = orjson.dumps(payload) if body is None else body
         event_id, when = str(uuid.uuid4()), triggered_at()
         for subscription in targets:
             delivery = _Delivery(subscription, topic, body, str(uuid.uuid4()), event_id, when)

@@ -1,0 +1,282 @@
+"""A load run that plays a slice of real traffic, time-compressed, instead of generated orders.
+
+The "real traffic" is what a hub journaled from a shop that is not the sandbox's: a bigger
+catalogue (SKUs the load shop has never sold), orders over ten minutes, some cancelled later.
+The run plays it 30 times faster, and every recorded order must be booked, sent to the 3PL and
+(where the recording cancels it) called off, with the bodies the hub receives byte for byte
+the recorded ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import shutil
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from seamline.cli import app
+from seamline.errors import SeamlineError
+from seamline.journal.base import NewMessage
+from seamline.journal.sqlite import SqliteJournal
+from seamline.sandbox.load import run_load
+from seamline.sandbox.load.recording import Recording, read_recording
+from seamline.sandbox.recording_sink import read_records
+from seamline.sandbox.shopify import ShopifySimulator
+from seamline.sandbox.webhook_sender import order_data
+from tests.conftest import DEMO_SECRETS, DEMO_SHOP, Backend
+from tests.reliability.harness import query
+
+MINUTE = 60.0
+
+
+def recorded_traffic(orders: int, cancel: int) -> list[tuple[float, str, bytes]]:
+    """(seconds after the first, topic, body) from a shop of 20 products, as Shopify sent it:
+    an order every 40 s; the first `cancel` of them cancelled a minute after."""
+    shop = ShopifySimulator(seed=41, shop="recorded-shop", products=20)
+    made = shop.generate_orders(orders, channel="web", test=False)
+    traffic = [(i * 40.0, "orders/create", orjson.dumps(o)) for i, o in enumerate(made)]
+    for i, order in enumerate(made[:cancel]):
+        cancelled = shop.cancel_order(int(order["id"]))
+        traffic.append((i * 40.0 + MINUTE, "orders/cancelled", orjson.dumps(cancelled)))
+    return sorted(traffic, key=lambda t: t[0])
+
+
+async def journal_traffic(
+    journal: SqliteJournal, start: float, traffic: list[tuple[float, str, bytes]]
+) -> None:
+    for n, (offset, topic, body) in enumerate(traffic):
+        headers = orjson.dumps({"x-shopify-topic": topic, "x-shopify-shop-domain": "x"})
+        message = NewMessage("shop", f"{topic}:{n}", start + offset, headers, body)
+        await journal.append(message)
+
+
+def test_read_recording_takes_the_window_in_order_and_says_what_is_wrong(
+    backend: Backend,
+) -> None:
+    # Given: a journal holding six messages over ten minutes, two of another system
+    start = time.time() - 600
+
+    async def go() -> tuple[Recording, list[str]]:
+        journal = backend.make()
+        await journal.open()
+        try:
+            for n, (offset, system) in enumerate(
+                [
+                    (0, "shop"),
+                    (100, "shop"),
+                    (150, "crm"),
+                    (200, "shop"),
+                    (400, "shop"),
+                    (500, "erp"),
+                ]
+            ):
+                body = orjson.dumps({"id": n, "line_items": []})
+                headers = orjson.dumps({"x-shopify-topic": "orders/create"})
+                await journal.append(NewMessage(system, f"m{n}", start + offset, headers, body))
+            # When: the window from 50 s to 450 s is read, for the shop and the crm
+            recording = await read_recording(
+                journal,
+                {"shop": "shopify", "crm": "http", "erp": "tryton"},
+                since=start + 50,
+                until=start + 450,
+            )
+            refusals = []
+            for since, until, limit in ((start - 900, start - 700, 100), (start, start + 600, 2)):
+                try:
+                    await read_recording(
+                        journal, {"shop": "shopify"}, since=since, until=until, limit=limit
+                    )
+                except SeamlineError as exc:
+                    refusals.append(str(exc))
+            return recording, refusals
+        finally:
+            await journal.close()
+
+    recording, refusals = asyncio.run(go())
+
+    # Then: the four messages inside it, oldest first, timed from the first, with topics
+    assert [(m.system, m.source_id, round(m.at)) for m in recording.messages] == [
+        ("shop", "m1", 0),
+        ("crm", "m2", 50),
+        ("shop", "m3", 100),
+        ("shop", "m4", 300),
+    ]
+    assert recording.messages[0].topic == "orders/create"
+    assert recording.span == pytest.approx(300, abs=0.01)
+    assert [m.source_id for m in recording.due(100)] == ["m1", "m2", "m3"]
+    assert [m.source_id for m in recording.due(100)] == []
+    assert [m.source_id for m in recording.due(1e9)] == ["m4"] and recording.done
+
+    # and an empty window and an oversized one are refused, saying what to do
+    assert "no message with its body between" in refusals[0]
+    assert "retention" in refusals[0]
+    assert "holds more than 2 messages; choose a shorter one" in refusals[1]
+
+
+@pytest.mark.timeout(180)
+def test_recorded_traffic_played_thirty_times_faster_is_booked_once_each(
+    tmp_path: Path, demo_project: Path
+) -> None:
+    # Given: a journal of the demo project holding ten minutes of a real shop's orders
+    # (12, the first 3 cancelled a minute later), none of its SKUs known to the sandbox shop
+    traffic = recorded_traffic(12, cancel=3)
+    start = time.time() - 900
+
+    async def record() -> Recording:
+        journal = SqliteJournal(demo_project / "journal.db")
+        await journal.open()
+        try:
+            await journal_traffic(journal, start, traffic)
+            return await read_recording(
+                journal, {"shop": "shopify"}, since=start - 1, until=time.time()
+            )
+        finally:
+            await journal.close()
+
+    recording = asyncio.run(record())
+    said = io.StringIO()
+    run = tmp_path / "run"
+
+    # When: it plays 30 times faster against the sandbox
+    report = run_load(
+        demo_project,
+        rate=1.0,
+        duration=1,
+        drain=90,
+        console=Console(file=said, width=200),
+        keep=run,
+        recording=recording,
+        speed=30,
+    )
+
+    # Then: the traffic lasted the recording's span / 30, and every guarantee held
+    text = said.getvalue()
+    assert report.duration == pytest.approx(recording.span / 30, abs=1), text
+    assert report.drained and not report.interrupted, text
+    assert (report.lost, report.duplicated, report.out_of_order) == (0, 0, 0), text
+    assert report.parked == 0, text
+    assert report.replayed is not None and "15 recorded messages of shop" in report.replayed
+
+    # and the hub received the recorded bodies byte for byte, each once (beside what its
+    # poller read back from the shop, the safety net for lost webhooks)
+    journal = run / "journal.db"
+    sql = "SELECT body FROM message WHERE system = 'shop' AND source_id NOT LIKE 'poll:%'"
+    received = sorted(bytes(b) for (b,) in query(journal, sql))
+    assert received == sorted(body for _, _, body in traffic)
+
+    # and every recorded order was booked and sent to the 3PL, the 3 cancelled called off
+    delivered = dict(
+        query(journal, "SELECT flow, count(*) FROM delivery WHERE state = 'delivered' GROUP BY 1")
+    )
+    assert delivered["orders-to-erp"] == delivered["orders-to-warehouse"] == 12, delivered
+    assert delivered["cancellations-to-erp"] == 3, delivered
+    assert "orders-to-erp: 12 keys, one sale each" in report.checked, report.checked
+    assert "cancellations-to-erp: 3 sales called off" in report.checked, report.checked
+
+    # and the recorded SKUs the sandbox shop lacked were made its own (so the 3PL stocked
+    # them and Tryton knew them): every order file lists only those
+    recorded_skus = {
+        line["sku"]
+        for _, topic, body in traffic
+        if topic == "orders/create"
+        for line in orjson.loads(body)["line_items"]
+        if line["sku"]
+    }
+    files = list((run / "sandbox/warehouse/in/processed").iterdir())
+    assert len(files) == 12
+    in_files = {
+        row["item_sku"] for f in files for row in csv.DictReader(io.StringIO(f.read_text()))
+    }
+    assert in_files and in_files <= recorded_skus, (in_files, recorded_skus)
+
+
+def test_load_replay_of_an_empty_window_is_refused_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: the demo shop, none of its secrets set (a load run brings its own credentials)
+    project = tmp_path / "demo-shop"
+    shutil.copytree(DEMO_SHOP, project, ignore=shutil.ignore_patterns("journal.db*"))
+    for name in DEMO_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+
+    # When: the last hour of a journal that has received nothing is to be replayed
+    result = CliRunner().invoke(app, ["load", str(project), "--replay", "1h", "--speed", "60"])
+
+    # Then: it is refused before anything starts, saying why and what to do
+    assert result.exit_code == 2, result.output
+    assert "no message with its body between" in result.output
+    assert "secret is missing" not in result.output
+
+
+def test_recorded_standard_webhooks_are_signed_again_and_applied_once_in_order(
+    tmp_path: Path,
+) -> None:
+    # Given: the project `seamline init` writes (a webshop sending Standard Webhooks to an
+    # order API), whose journal recorded 6 orders, each created then updated twice
+    project = tmp_path / "shop"
+    assert CliRunner().invoke(app, ["init", str(project)]).exit_code == 0
+    start = time.time() - 300
+    sent = []
+    for step in range(3):
+        for index in range(6):
+            data = order_data(index)
+            data["updated_at"] = f"2026-11-29T10:{step:02d}:{index:02d}Z"
+            data["source_name"] = "web"
+            kind = "order.created" if step == 0 else "order.updated"
+            body = orjson.dumps({"type": kind, "timestamp": data["updated_at"], "data": data})
+            sent.append((step * 60.0 + index * 5, f"msg_{step}_{index}", body))
+
+    async def record() -> Recording:
+        journal = SqliteJournal(project / "journal.db")
+        await journal.open()
+        try:
+            for offset, webhook_id, body in sent:
+                headers = orjson.dumps({"webhook-id": webhook_id})
+                await journal.append(
+                    NewMessage("webshop", webhook_id, start + offset, headers, body)
+                )
+            return await read_recording(
+                journal, {"webshop": "http"}, since=start - 1, until=time.time()
+            )
+        finally:
+            await journal.close()
+
+    recording = asyncio.run(record())
+    said = io.StringIO()
+
+    # When: it plays 20 times faster (about 7 s) while the order API drops answers
+    report = run_load(
+        project,
+        rate=1.0,
+        duration=1,
+        drain=60,
+        chaos=["lose-answer:orders-api:3s@1s"],
+        console=Console(file=said, width=200),
+        keep=tmp_path / "run",
+        recording=recording,
+        speed=20,
+    )
+
+    # Then: all 18 were acknowledged and journaled under their recorded ids, and the order
+    # API holds each order once per update, in the order recorded
+    text = said.getvalue()
+    assert report.held and report.parked == 0, text
+    assert "18 acknowledged webshop webhooks journaled" in report.checked, report.checked
+    journal = tmp_path / "run" / "journal.db"
+    ids = sorted(i for (i,) in query(journal, "SELECT source_id FROM message"))
+    assert ids == sorted(i for _, i, _ in sent)
+    records = read_records(tmp_path / "run" / "sandbox" / "orders-api.db")
+    assert len(records) == 18, records
+    assert {r.path for r in records} == {f"/orders/{order_data(i)['id']}" for i in range(6)}
+    for path in {r.path for r in records}:
+        sent_as = [int(str(r.idempotency_key)[3:]) for r in records if r.path == path]
+        assert sent_as == sorted(sent_as), (path, sent_as)  # journal order per order
+    assert "orders-to-oms: " in " ".join(report.checked)
+    assert report.faults["orders-api"].get("lose_answer", 0) > 0, report.faults
