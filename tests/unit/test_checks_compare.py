@@ -165,21 +165,28 @@ def test_every_injected_drift_is_found_and_nothing_else(keys: set[str], seed: in
             tally=tally,
         )
     }
-    with Spool(partitions=3, max_bytes=60) as spool:
-        spool.extend(
-            "left", (Row((k,), {"qty": v}) for k, v in rng.sample(sorted(left.items()), len(left)))
-        )
-        spool.extend(
-            "right",
-            (Row((k,), {"qty": v}) for k, v in rng.sample(sorted(right.items()), len(right))),
-        )
-        spooled_tally = Tally()
-        spooled = {f.key[0]: f.kind for f in spool.findings({"qty": EXACT}, spooled_tally)}
+    # on disk only, with the left side held in memory (some right rows come before the left
+    # is done, the rest are judged as they come), and held until it outgrows the memory
+    lefts = [Row((k,), {"qty": v}) for k, v in rng.sample(sorted(left.items()), len(left))]
+    rights = [Row((k,), {"qty": v}) for k, v in rng.sample(sorted(right.items()), len(right))]
+    early = len(rights) // 3
+    spooled: dict[int, tuple[dict[str, str], Tally]] = {}
+    for memory in (0, 10**9, 400):
+        with Spool(partitions=3, max_bytes=60, memory=memory) as spool:
+            spool.extend("left", lefts[: len(lefts) // 2])
+            spool.extend("right", rights[:early])
+            spool.extend("left", lefts[len(lefts) // 2 :])
+            spool.done("left")
+            spool.extend("right", rights[early:])
+            spooled_tally = Tally()
+            found = {f.key[0]: f.kind for f in spool.findings({"qty": EXACT}, spooled_tally)}
+            spooled[memory] = found, spooled_tally
 
-    # Then exactly the injected differences are reported, both ways, and the counts add up
+    # Then exactly the injected differences are reported, every way, and the counts add up
     assert merged == injected
-    assert spooled == injected
-    assert tally == spooled_tally
+    for memory, (found, spooled_tally) in spooled.items():
+        assert found == injected, memory
+        assert tally == spooled_tally, memory
     assert tally.left == len(left) and tally.right == len(right)
     assert tally.agreed == len(keys) - len(injected)
 
@@ -220,10 +227,11 @@ def spool_peak(n: int) -> tuple[int, dict[str, int]]:
     """Peak memory while two sets of `n` rows in random order are compared through a spool."""
     order = random.Random(1).sample(range(n), n)  # a list of ints: outside the measurement
     tally = Tally()
-    with Spool(max_bytes=10_000) as spool:
+    with Spool(max_bytes=10_000, memory=500_000) as spool:
         tracemalloc.start()
         try:
             spool.extend("left", (Row((f"K{i:07d}",), {"n": i}) for i in order))
+            spool.done("left")
             spool.extend("right", (Row((f"K{i:07d}",), {"n": i + (i % 1000 == 0)}) for i in order))
             for _ in spool.findings({"n": EXACT}, tally):
                 pass
@@ -235,7 +243,8 @@ def spool_peak(n: int) -> tuple[int, dict[str, int]]:
 
 def test_a_spool_compares_sets_in_any_order_with_memory_flat() -> None:
     # When sets of 40k and of 200k rows in random order are compared (1 in 1000 differs),
-    # through partitions of at most 10 kB (about 400 rows: both split theirs again)
+    # with 500 kB to hold rows in (both outgrow it) and partitions of at most 10 kB (about
+    # 400 rows: both split theirs again)
     small_peak, small_found = spool_peak(40_000)
     large_peak, large_found = spool_peak(200_000)
 
@@ -245,13 +254,18 @@ def test_a_spool_compares_sets_in_any_order_with_memory_flat() -> None:
     assert large_peak < small_peak * 1.5, (small_peak, large_peak)
 
 
-def test_duplicates_are_found_on_either_side_of_a_spool() -> None:
-    with Spool() as spool:
+@pytest.mark.parametrize("memory", [0, 10**6], ids=["on disk", "held"])
+def test_duplicates_are_found_on_either_side_of_a_spool(memory: int) -> None:
+    with Spool(memory=memory) as spool:
         spool.extend("left", rows(("A", {"qty": 1}), ("A", {"qty": 2}), ("B", {"qty": 1})))
+        spool.done("left")
         spool.extend("right", rows(("B", {"qty": 1}), ("A", {"qty": 1}), ("B", {"qty": 3})))
-        found = sorted((f.kind, f.key[0], f.fields) for f in spool.findings({"qty": EXACT}))
+        found = [(f.kind, f.key[0], f.fields, f.first) for f in spool.findings({"qty": EXACT})]
 
-    assert found == [("duplicate", "A", ("left",)), ("duplicate", "B", ("right",))]
+    assert sorted(found) == [
+        ("duplicate", "A", ("left",), {"qty": 1}),
+        ("duplicate", "B", ("right",), None),
+    ]
 
 
 def test_a_finding_is_plain_data() -> None:

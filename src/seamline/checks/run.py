@@ -87,7 +87,10 @@ async def run(
         spool = stack.enter_context(Spool(spool_dir))
         sides: tuple[Side, Side] = ("left", "right")
         scans = {
-            (side, name): stack.enter_context(Spool(spool_dir, partitions=SCAN_PARTITIONS))
+            # A scan holds nothing in memory: one side only, and beside the spool above.
+            (side, name): stack.enter_context(
+                Spool(spool_dir, partitions=SCAN_PARTITIONS, memory=0)
+            )
             for side in sides
             for name in duplicates_by
         }
@@ -101,6 +104,7 @@ async def run(
                 state.read[side] += len(page)
                 if progress is not None:
                     progress(state)
+            spool.done(side)
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(read("left", left))

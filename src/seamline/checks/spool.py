@@ -7,6 +7,13 @@ partition at a time, it loads the left rows into a dict and streams the right ro
 Memory holds one partition; a partition larger than `max_bytes` on disk is split again
 (another hash) before it is loaded, so a set of any size fits the same memory.
 
+A hybrid hash join, as databases do with their work memory: the left rows are first kept in
+a dict, up to `memory` bytes. When the left side is `done` with all of it held, each right row
+is judged as it comes (an agreeing row, the common case, is neither written nor read again;
+any other goes to a file of its own, judged in `findings`). A left side that outgrows
+`memory` is spilled to the partition files, and the rest is the grace join above: the
+memory a comparison takes is bounded by `memory` plus one partition, whatever the sizes.
+
 A row is stored as `<key as a JSON list>\\t<values as JSON>\\n` (JSON escapes tabs and
 newlines, so the tab splits it), and two rows whose values serialise to the same bytes agree
 without being parsed: only differing rows are decoded and judged by the field tolerances, as
@@ -45,6 +52,11 @@ MAX_BYTES = 16 << 20
 """Largest left partition loaded as it is (16 MiB of rows on disk, about 60 MB in a dict)."""
 DEPTH = 6
 """How often a partition is split again before it is loaded as it is (all one key)."""
+MEMORY = 200 << 20
+"""Bytes of left rows (stored size plus `ROW_COST` each) held in memory before spilling: a
+million stock rows fit, and a check's peak stays under 300 MB whatever the sets' size."""
+ROW_COST = 120
+"""Bytes a held row costs beyond its key and values: two bytes objects and a dict slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +78,23 @@ class Spool:
         *,
         partitions: int = PARTITIONS,
         max_bytes: int = MAX_BYTES,
+        memory: int = MEMORY,
     ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="seamline-spool-", dir=directory)
         self.root = Path(self._dir.name)
         self.partitions = partitions
         self.max_bytes = max_bytes
+        self.memory = memory
+        # The hybrid part: left rows held (None once spilled, or with no memory to hold them),
+        # left duplicates met on the way in, and right rows judged on arrival that agree not.
+        self._held: dict[bytes, bytes] | None = {} if memory > 0 else None
+        self._held_bytes = 0
+        self._left_done = False
+        self._left_count = 0
+        self._right_count = 0
+        self._agreed = 0
+        self._left_duplicates = open(f"{self.root}/left.duplicates", "wb")  # noqa: SIM115
+        self._unmatched = open(f"{self.root}/right.unmatched", "wb")  # noqa: SIM115
         # Plain strings for the many partition files: pathlib interns every name it parses.
         self._base = str(self.root)
         self._files: dict[Side, list[BinaryIO]] = {
@@ -81,8 +105,93 @@ class Spool:
     def add(self, side: Side, row: Row) -> None:
         self.extend(side, (row,))
 
+    def done(self, side: Side) -> None:
+        """Say that `side` has no more rows: once the left is done and held whole, right
+        rows are judged as they come."""
+        if side == "left":
+            self._left_done = True
+
     def extend(self, side: Side, rows: Iterable[Row]) -> None:
         """Spool rows of one side (the hot loop of a reconciliation: keep it lean)."""
+        if self._held is not None:
+            if side == "left":
+                self._hold(iter(rows))
+                return
+            if self._left_done:
+                self._probe(rows)
+                return
+        self._write(side, rows)
+
+    def _hold(self, rows: Iterator[Row]) -> None:
+        held = self._held
+        assert held is not None
+        dumps = orjson.dumps
+        size, limit, cost = self._held_bytes, self.memory, ROW_COST
+        duplicate = self._left_duplicates.write
+        hold, length = held.setdefault, len
+        count = 0
+        for row in rows:
+            count += 1
+            # A held key ends in its tab, and the concatenation is what makes the copy: the
+            # bytes orjson returns keep a buffer of some kilobytes behind them.
+            key, values = dumps(row.key) + b"\t", dumps(row.values) + b"\n"
+            first = hold(key, values)
+            if first is values:
+                size += length(key) + length(values) + cost
+                if size > limit:
+                    self._left_count += count
+                    self._spill()
+                    self._write("left", rows)
+                    return
+            else:
+                # Kept on disk with the row it repeats: memory stays what the dict takes.
+                duplicate(key + first.rstrip(b"\n") + b"\t" + values)
+        self._left_count += count
+        self._held_bytes = size
+
+    def _spill(self) -> None:
+        """The left side outgrew `memory`: everything held goes to the partition files."""
+        held = self._held
+        assert held is not None
+        self._held = None
+        self._left_count = 0  # counted again when the partitions are loaded
+        writes = [f.write for f in self._files["left"]]
+        partitions = self.partitions
+        for key, values in held.items():
+            writes[hash(_key(key)) % partitions](key + values)
+        held.clear()
+        self._left_duplicates.close()
+        with open(f"{self.root}/left.duplicates", "rb") as f:
+            for line in f:
+                key, _, values = line.split(b"\t", 2)
+                writes[hash(_key(key)) % partitions](key + b"\t" + values)
+        self._left_duplicates = open(f"{self.root}/left.duplicates", "wb")  # noqa: SIM115
+
+    def _probe(self, rows: Iterable[Row]) -> None:
+        held = self._held
+        assert held is not None
+        dumps = orjson.dumps
+        unmatched = self._unmatched.write
+        count = agreed = 0
+        for row in rows:
+            count += 1
+            key = dumps(row.key) + b"\t"
+            mine = held.get(key)
+            if mine is not None and mine is not MATCHED:
+                held[key] = MATCHED
+                values = dumps(row.values, option=orjson.OPT_APPEND_NEWLINE)
+                if mine == values:
+                    agreed += 1
+                    continue
+                unmatched(key + mine.rstrip(b"\n") + b"\t" + values)
+            else:
+                # Not on the left (empty), or a second right row with the key (`=`).
+                values = dumps(row.values, option=orjson.OPT_APPEND_NEWLINE)
+                unmatched(key + (b"\t" if mine is None else b"=\t") + values)
+        self._right_count += count
+        self._agreed += agreed
+
+    def _write(self, side: Side, rows: Iterable[Row]) -> None:
         writes = [f.write for f in self._files[side]]
         partitions = self.partitions
         dumps = orjson.dumps
@@ -105,9 +214,52 @@ class Spool:
         for files in self._files.values():
             for f in files:
                 f.close()
+        self._left_duplicates.close()
+        self._unmatched.close()
         rules = _Rules(fields, absent, tally, duplicates_only)
+        if self._held is not None:
+            yield from self._held_findings(rules)
+            return
         for n in range(self.partitions):
             yield from self._partition(self._name("left", n), self._name("right", n), 0, rules)
+
+    def _held_findings(self, rules: _Rules) -> Iterator[Finding]:
+        """The hybrid join's findings: the left side whole in memory."""
+        held = self._held
+        assert held is not None
+        fields, absent, tally = rules.fields, rules.absent, rules.tally
+        tally.left += self._left_count
+        tally.right += self._right_count
+        tally.agreed += self._agreed
+        with open(f"{self.root}/left.duplicates", "rb") as f:
+            for line in f:
+                key, first, values = line.split(b"\t", 2)
+                yield counted(_duplicate("left", key, values, first), tally)
+        # Right rows judged on arrival that did not agree, then those that came before the
+        # left side was done (in the partition files), then what no right row met.
+        with open(f"{self.root}/right.unmatched", "rb") as f:
+            for line in f:
+                key, mine, values = line.split(b"\t", 2)
+                if mine == b"=":
+                    yield counted(_duplicate("right", key, values, None), tally)
+                elif not mine:
+                    yield from missing(
+                        "missing_left", _key(key), _values(values), fields, absent, tally
+                    )
+                elif (finding := _mismatch(key, mine, values, fields)) is not None:
+                    yield counted(finding, tally)
+                else:
+                    tally.agreed += 1
+        for n in range(self.partitions):
+            yield from self._right_rows(self._name("right", n), held, rules, tabbed=True)
+            os.unlink(self._name("left", n))
+        if not rules.duplicates_only:
+            for key, values in held.items():
+                if values is not MATCHED:
+                    yield from missing(
+                        "missing_right", _key(key), _values(values), fields, absent, tally
+                    )
+        held.clear()
 
     def _partition(
         self,
@@ -135,10 +287,27 @@ class Spool:
                 else:
                     yield counted(_duplicate("left", key, values, first), tally)
         tally.left += count
+        yield from self._right_rows(right, held, rules)
+        if not rules.duplicates_only:
+            for key, values in held.items():
+                if values is not MATCHED:
+                    yield from missing(
+                        "missing_right", _key(key), _values(values), fields, absent, tally
+                    )
+        os.unlink(left)
+
+    def _right_rows(
+        self, right: str, held: dict[bytes, bytes], rules: _Rules, *, tabbed: bool = False
+    ) -> Iterator[Finding]:
+        """Stream a right partition file past the left rows `held` (keys ending in their tab
+        when `tabbed`: held whole in memory); unlinks the file."""
+        fields, absent, tally = rules.fields, rules.absent, rules.tally
         count = agreed = 0
         with open(right, "rb") as f:
             for line in f:
                 key, values = line.split(b"\t", 1)
+                if tabbed:
+                    key += b"\t"
                 count += 1
                 mine = held.get(key)
                 if mine is MATCHED:
@@ -151,22 +320,12 @@ class Spool:
                     )
                 elif mine == values:
                     agreed += 1
+                elif (finding := _mismatch(key, mine, values, fields)) is not None:
+                    yield counted(finding, tally)
                 else:
-                    a, b = _values(mine), _values(values)
-                    differ = judge(a, b, fields)
-                    if differ:
-                        yield counted(Finding("mismatch", _key(key), a, b, differ), tally)
-                    else:
-                        agreed += 1
+                    agreed += 1
         tally.right += count
         tally.agreed += agreed
-        if not rules.duplicates_only:
-            for key, values in held.items():
-                if values is not MATCHED:
-                    yield from missing(
-                        "missing_right", _key(key), _values(values), fields, absent, tally
-                    )
-        os.unlink(left)
         os.unlink(right)
 
     def _split(
@@ -201,6 +360,8 @@ class Spool:
         for files in self._files.values():
             for f in files:
                 f.close()
+        self._left_duplicates.close()
+        self._unmatched.close()
         self._dir.cleanup()
 
     def __enter__(self) -> Spool:
@@ -221,6 +382,15 @@ def _duplicate(side: Side, key: bytes, values: bytes, first: bytes | None) -> Fi
         return Finding("duplicate", _key(key), left=_values(values), fields=(side,), first=known)
     known = None if first is None else _values(first)
     return Finding("duplicate", _key(key), right=_values(values), fields=(side,), first=known)
+
+
+def _mismatch(
+    key: bytes, mine: bytes, values: bytes, fields: Mapping[str, Tolerance]
+) -> Finding | None:
+    """Two rows whose bytes differ: a mismatch, unless their values agree within tolerance."""
+    a, b = _values(mine), _values(values)
+    differ = judge(a, b, fields)
+    return Finding("mismatch", _key(key), a, b, differ) if differ else None
 
 
 def _key(raw: bytes) -> Key:
