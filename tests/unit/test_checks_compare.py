@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -179,8 +179,8 @@ def test_every_injected_drift_is_found_and_nothing_else(keys: set[str], seed: in
             spool.done("left")
             spool.extend("right", rights[early:])
             spooled_tally = Tally()
-            found = {f.key[0]: f.kind for f in spool.findings({"qty": EXACT}, spooled_tally)}
-            spooled[memory] = found, spooled_tally
+            kinds = {f.key[0]: str(f.kind) for f in spool.findings({"qty": EXACT}, spooled_tally)}
+            spooled[memory] = kinds, spooled_tally
 
     # Then exactly the injected differences are reported, every way, and the counts add up
     assert merged == injected
@@ -189,6 +189,77 @@ def test_every_injected_drift_is_found_and_nothing_else(keys: set[str], seed: in
         assert tally == spooled_tally, memory
     assert tally.left == len(left) and tally.right == len(right)
     assert tally.agreed == len(keys) - len(injected)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    left=st.lists(st.tuples(st.sampled_from("ABCDEFGH"), st.integers(0, 2)), max_size=12),
+    right=st.lists(st.tuples(st.sampled_from("ABCDEFGHIJ"), st.integers(0, 2)), max_size=14),
+    early=st.integers(0, 14),
+    cut=st.integers(0, 12),
+)
+def test_a_spool_finds_the_same_whatever_memory_it_holds_rows_in(
+    left: list[tuple[str, int]], right: list[tuple[str, int]], early: int, cut: int
+) -> None:
+    # Given: rows with keys repeated on both sides, right rows arriving before the left side
+    # is done and after it, in one order
+    def run(memory: int) -> tuple[list[tuple[object, ...]], Tally]:
+        tally = Tally()
+        with Spool(partitions=3, max_bytes=80, memory=memory) as spool:
+            spool.extend("left", rows(*((k, {"qty": v}) for k, v in left[:cut])))
+            spool.extend("right", rows(*((k, {"qty": v}) for k, v in right[:early])))
+            spool.extend("left", rows(*((k, {"qty": v}) for k, v in left[cut:])))
+            spool.done("left")
+            spool.extend("right", rows(*((k, {"qty": v}) for k, v in right[early:])))
+            found = [
+                (f.kind, f.key, f.left, f.right, f.fields, f.first)
+                for f in spool.findings({"qty": EXACT}, tally)
+            ]
+        return sorted(found, key=repr), tally
+
+    # When: compared on disk only, held in memory, and held until the memory runs out
+    on_disk, held, spilled = run(0), run(10**9), run(300)
+
+    # Then: the same findings (which row of a repeated key is the duplicate included), and
+    # the same counts
+    assert held == on_disk
+    assert spilled == on_disk
+
+
+def spooled_peak(fill: Callable[[Spool], None]) -> tuple[int, dict[str, int]]:
+    """Peak memory while `fill` gives a spool (500 kB to hold rows in, partitions of at most
+    10 kB) its rows and its findings are read; and what it found."""
+    tally = Tally()
+    with Spool(max_bytes=10_000, memory=500_000) as spool:
+        tracemalloc.start()
+        try:
+            fill(spool)
+            for _ in spool.findings({"n": EXACT}, tally):
+                pass
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    return peak, tally.found
+
+
+def right_early_peak(n: int) -> tuple[int, dict[str, int]]:
+    """Peak memory while `n` right rows the left lacks come before a one-row left is done."""
+
+    def fill(spool: Spool) -> None:
+        spool.extend("right", (Row((f"K{i:07d}",), {"n": i}) for i in range(n)))
+        spool.extend("left", [Row(("K0000000",), {"n": 0})])
+        spool.done("left")
+
+    return spooled_peak(fill)
+
+
+def test_right_rows_the_held_left_lacks_keep_memory_flat() -> None:
+    small_peak, small_found = right_early_peak(40_000)
+    large_peak, large_found = right_early_peak(200_000)
+
+    assert small_found["missing_left"] == 40_000 - 1
+    assert large_found["missing_left"] == 200_000 - 1
+    assert large_peak < small_peak * 1.5, (small_peak, large_peak)
 
 
 def stock(n: int, drift_every: int, side: str) -> Iterator[Row]:
@@ -226,19 +297,13 @@ def test_memory_stays_flat_however_large_the_sets() -> None:
 def spool_peak(n: int) -> tuple[int, dict[str, int]]:
     """Peak memory while two sets of `n` rows in random order are compared through a spool."""
     order = random.Random(1).sample(range(n), n)  # a list of ints: outside the measurement
-    tally = Tally()
-    with Spool(max_bytes=10_000, memory=500_000) as spool:
-        tracemalloc.start()
-        try:
-            spool.extend("left", (Row((f"K{i:07d}",), {"n": i}) for i in order))
-            spool.done("left")
-            spool.extend("right", (Row((f"K{i:07d}",), {"n": i + (i % 1000 == 0)}) for i in order))
-            for _ in spool.findings({"n": EXACT}, tally):
-                pass
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-    return peak, tally.found
+
+    def fill(spool: Spool) -> None:
+        spool.extend("left", (Row((f"K{i:07d}",), {"n": i}) for i in order))
+        spool.done("left")
+        spool.extend("right", (Row((f"K{i:07d}",), {"n": i + (i % 1000 == 0)}) for i in order))
+
+    return spooled_peak(fill)
 
 
 def test_a_spool_compares_sets_in_any_order_with_memory_flat() -> None:

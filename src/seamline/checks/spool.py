@@ -9,10 +9,12 @@ Memory holds one partition; a partition larger than `max_bytes` on disk is split
 
 A hybrid hash join, as databases do with their work memory: the left rows are first kept in
 a dict, up to `memory` bytes. When the left side is `done` with all of it held, each right row
-is judged as it comes (an agreeing row, the common case, is neither written nor read again;
-any other goes to a file of its own, judged in `findings`). A left side that outgrows
-`memory` is spilled to the partition files, and the rest is the grace join above: the
-memory a comparison takes is bounded by `memory` plus one partition, whatever the sizes.
+is judged as it comes (those that came before, at that moment, key by key in their order): a
+row that agrees with its left row, the common case, is neither written nor read again; a
+mismatch or a repeat goes to a file of its own, and a key the left lacks to the partition
+files, to tell its first row from repeats a partition at a time in `findings`. A left side
+that outgrows `memory` is spilled to the partition files, and the rest is the grace join
+above: memory is bounded by `memory` plus one partition, whatever the sizes.
 
 A row is stored as `<key as a JSON list>\\t<values as JSON>\\n` (JSON escapes tabs and
 newlines, so the tab splits it), and two rows whose values serialise to the same bytes agree
@@ -107,9 +109,35 @@ class Spool:
 
     def done(self, side: Side) -> None:
         """Say that `side` has no more rows: once the left is done and held whole, right
-        rows are judged as they come."""
-        if side == "left":
-            self._left_done = True
+        rows are judged as they come (and those spooled before, now, key by key in the order
+        they came)."""
+        if side != "left" or self._left_done:
+            return
+        self._left_done = True
+        if self._held is None:
+            return
+        held = self._held
+        files = self._files["right"]
+        agreed = 0
+        for n in range(self.partitions):
+            files[n].close()
+            early = f"{self._name('right', n)}.early"
+            os.rename(self._name("right", n), early)
+            files[n] = open(self._name("right", n), "wb")  # noqa: SIM115
+            with open(early, "rb") as f:
+                for line in f:  # `_probe`'s loop, over rows as spooled (kept apart: hot path)
+                    head, values = line.split(b"\t", 1)
+                    key = head + b"\t"
+                    mine = held.get(key)
+                    if mine is not None and mine is not MATCHED:
+                        held[key] = MATCHED
+                        if mine == values:
+                            agreed += 1
+                            continue
+                    self._unheld(key, values, mine, n)
+            os.unlink(early)
+        self._right_count += agreed
+        self._agreed += agreed
 
     def extend(self, side: Side, rows: Iterable[Row]) -> None:
         """Spool rows of one side (the hot loop of a reconciliation: keep it lean)."""
@@ -171,25 +199,34 @@ class Spool:
         held = self._held
         assert held is not None
         dumps = orjson.dumps
-        unmatched = self._unmatched.write
-        count = agreed = 0
+        newline = orjson.OPT_APPEND_NEWLINE
+        partitions = self.partitions
+        agreed = 0
         for row in rows:
-            count += 1
             key = dumps(row.key) + b"\t"
+            values = dumps(row.values, option=newline)
             mine = held.get(key)
             if mine is not None and mine is not MATCHED:
                 held[key] = MATCHED
-                values = dumps(row.values, option=orjson.OPT_APPEND_NEWLINE)
                 if mine == values:
                     agreed += 1
                     continue
-                unmatched(key + mine.rstrip(b"\n") + b"\t" + values)
-            else:
-                # Not on the left (empty), or a second right row with the key (`=`).
-                values = dumps(row.values, option=orjson.OPT_APPEND_NEWLINE)
-                unmatched(key + (b"\t" if mine is None else b"=\t") + values)
-        self._right_count += count
+            self._unheld(key, values, mine, hash(row.key) % partitions)
+        self._right_count += agreed
         self._agreed += agreed
+
+    def _unheld(self, key: bytes, values: bytes, mine: bytes | None, partition: int) -> None:
+        """A right row that met no held row it agrees with: a mismatch (`mine`, the left
+        values) or a second right row (MATCHED), judged in `findings`; or a key the left
+        lacks, spooled to its partition, where `findings` tells its first row from repeats."""
+        if mine is None:
+            self._files["right"][partition].write(key + values)  # counted when read back
+            return
+        self._right_count += 1
+        if mine is MATCHED:
+            self._unmatched.write(key + b"=\t" + values)
+        else:
+            self._unmatched.write(key + mine.rstrip(b"\n") + b"\t" + values)
 
     def _write(self, side: Side, rows: Iterable[Row]) -> None:
         writes = [f.write for f in self._files[side]]
@@ -211,6 +248,7 @@ class Spool:
         """Every difference between the two sides (see `compare` for the kinds and `absent`);
         with `duplicates_only`, only keys repeated within a side (a scan of one side)."""
         tally = tally if tally is not None else Tally()
+        self.done("left")  # if the caller did not say so: the right rows so far are judged now
         for files in self._files.values():
             for f in files:
                 f.close()
@@ -235,8 +273,8 @@ class Spool:
             for line in f:
                 key, first, values = line.split(b"\t", 2)
                 yield counted(_duplicate("left", key, values, first), tally)
-        # Right rows judged on arrival that did not agree, then those that came before the
-        # left side was done (in the partition files), then what no right row met.
+        # Right rows that met a held row and did not agree with it, then keys the left lacks,
+        # then what no right row met.
         with open(f"{self.root}/right.unmatched", "rb") as f:
             for line in f:
                 key, mine, values = line.split(b"\t", 2)
@@ -250,9 +288,10 @@ class Spool:
                     yield counted(finding, tally)
                 else:
                     tally.agreed += 1
+        # Keys the left lacks, a partition at a time: the first row of each is missing on the
+        # left, any other a duplicate.
         for n in range(self.partitions):
-            yield from self._right_rows(self._name("right", n), held, rules, tabbed=True)
-            os.unlink(self._name("left", n))
+            yield from self._partition(self._name("left", n), self._name("right", n), 0, rules)
         if not rules.duplicates_only:
             for key, values in held.items():
                 if values is not MATCHED:
@@ -268,7 +307,8 @@ class Spool:
         depth: int,
         rules: _Rules,
     ) -> Iterator[Finding]:
-        if os.path.getsize(left) > self.max_bytes and depth < DEPTH:
+        size = max(os.path.getsize(left), os.path.getsize(right))
+        if size > self.max_bytes and depth < DEPTH:
             yield from self._split(left, right, depth + 1, rules)
             return
         fields, absent, tally = rules.fields, rules.absent, rules.tally
@@ -296,18 +336,13 @@ class Spool:
                     )
         os.unlink(left)
 
-    def _right_rows(
-        self, right: str, held: dict[bytes, bytes], rules: _Rules, *, tabbed: bool = False
-    ) -> Iterator[Finding]:
-        """Stream a right partition file past the left rows `held` (keys ending in their tab
-        when `tabbed`: held whole in memory); unlinks the file."""
+    def _right_rows(self, right: str, held: dict[bytes, bytes], rules: _Rules) -> Iterator[Finding]:
+        """Stream a right partition file past the left rows `held`; unlinks the file."""
         fields, absent, tally = rules.fields, rules.absent, rules.tally
         count = agreed = 0
         with open(right, "rb") as f:
             for line in f:
                 key, values = line.split(b"\t", 1)
-                if tabbed:
-                    key += b"\t"
                 count += 1
                 mine = held.get(key)
                 if mine is MATCHED:
