@@ -189,15 +189,35 @@ async def _recording(project: Project, window: str, until: str | None) -> Record
     """The slice of real traffic the project's journal holds from its flows' sources."""
     from datetime import datetime
 
+    from seamline.errors import SeamlineError
+    from seamline.journal.location import is_postgres
     from seamline.sandbox.load.recording import read_recording
     from seamline.settings import parse_duration
 
-    end = time.time() if until is None else datetime.fromisoformat(until).timestamp()
+    try:
+        end = time.time() if until is None else datetime.fromisoformat(until).timestamp()
+    except ValueError:
+        raise SeamlineError(
+            f"--replay-until is a time such as 2026-11-28T18:00Z, not {until!r}"
+        ) from None
     sources = {f.spec.source.system for f in project.flows.values()}
     systems = {name: project.systems[name].spec.kind for name in sorted(sources)}
+    fields = {
+        name: str(getattr(project.systems[name].options, "event_field", "type"))
+        for name, kind in systems.items()
+        if kind == "http"
+    }
+    settings = project.settings
+    if not is_postgres(settings.journal) and not settings.journal_path(project.dir).exists():
+        raise SeamlineError(
+            f"{project.dir.name} has no journal at {settings.journal_path(project.dir)}: its hub "
+            "has received nothing to replay (point `journal` at the one it runs on)"
+        )
     journal = await _open(project)
     try:
-        return await read_recording(journal, systems, since=end - parse_duration(window), until=end)
+        return await read_recording(
+            journal, systems, since=end - parse_duration(window), until=end, event_fields=fields
+        )
     finally:
         await journal.close()
 

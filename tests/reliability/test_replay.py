@@ -10,14 +10,17 @@ the recorded ones.
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
+import random
 import shutil
 import time
 from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -26,7 +29,12 @@ from seamline.errors import SeamlineError
 from seamline.journal.base import NewMessage
 from seamline.journal.sqlite import SqliteJournal
 from seamline.sandbox.load import run_load
-from seamline.sandbox.load.recording import Recording, read_recording
+from seamline.sandbox.load.recording import (
+    Recorded,
+    Recording,
+    WebhookReplay,
+    read_recording,
+)
 from seamline.sandbox.recording_sink import read_records
 from seamline.sandbox.shopify import ShopifySimulator
 from seamline.sandbox.webhook_sender import order_data
@@ -206,17 +214,32 @@ def test_load_replay_of_an_empty_window_is_refused_saying_why(
     for name in DEMO_SECRETS:
         monkeypatch.delenv(name, raising=False)
 
-    # When: the last hour of a journal that has received nothing is to be replayed
-    result = CliRunner().invoke(app, ["load", str(project), "--replay", "1h", "--speed", "60"])
+    replay = ["load", str(project), "--replay", "1h", "--speed", "60"]
 
-    # Then: it is refused before anything starts, saying why and what to do
-    assert result.exit_code == 2, result.output
-    assert "no message with its body between" in result.output
-    assert "secret is missing" not in result.output
+    # When: the last hour is to be replayed before the hub ever ran, and after, with
+    # nothing received
+    before = CliRunner().invoke(app, replay)
+    made = (project / "journal.db").exists()
+
+    async def make_journal() -> None:
+        journal = SqliteJournal(project / "journal.db")
+        await journal.open()
+        await journal.close()
+
+    asyncio.run(make_journal())
+    empty = CliRunner().invoke(app, replay)
+
+    # Then: both are refused before anything starts, saying why and what to do (and no
+    # journal is made in the project)
+    assert before.exit_code == 2, before.output
+    assert "has no journal at" in before.output and not made
+    assert empty.exit_code == 2, empty.output
+    assert "no message with its body between" in empty.output
+    assert "secret is missing" not in before.output + empty.output
 
 
 def test_recorded_standard_webhooks_are_signed_again_and_applied_once_in_order(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given: the project `seamline init` writes (a webshop sending Standard Webhooks to an
     # order API), whose journal recorded 6 orders, each created then updated twice
@@ -249,6 +272,14 @@ def test_recorded_standard_webhooks_are_signed_again_and_applied_once_in_order(
             await journal.close()
 
     recording = asyncio.run(record())
+    # and the project runs on PostgreSQL in production, the variable naming yet another journal
+    settings = project / "seamline.yaml"
+    settings.write_text(
+        settings.read_text().replace("journal: journal.db", "journal: postgresql://x@127.0.0.1:1/x")
+    )
+    assert "postgresql://" in settings.read_text()
+    elsewhere = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("SEAMLINE_JOURNAL_URL", str(elsewhere))
     said = io.StringIO()
 
     # When: it plays 20 times faster (about 7 s) while the order API drops answers
@@ -280,3 +311,59 @@ def test_recorded_standard_webhooks_are_signed_again_and_applied_once_in_order(
         assert sent_as == sorted(sent_as), (path, sent_as)  # journal order per order
     assert "orders-to-oms: " in " ".join(report.checked)
     assert report.faults["orders-api"].get("lose_answer", 0) > 0, report.faults
+
+    # and the run journaled in its own copy, saying so, and nowhere else
+    assert not elsewhere.exists()
+    assert any("PostgreSQL journal was not touched" in n for n in report.notes), report.notes
+
+
+def test_recorded_webhooks_of_a_system_go_in_order_and_refusals_are_told(tmp_path: Path) -> None:
+    # Given: a receiver that takes 0-5 ms per request, refuses one webhook (401) and answers
+    # another 503 once
+    seen: list[str] = []
+    answered_503: set[str] = set()
+
+    async def hook(request: web.Request) -> web.Response:
+        webhook_id = request.headers["webhook-id"]
+        seen.append(webhook_id)
+        await asyncio.sleep(random.random() * 0.005)
+        if webhook_id == "m_bad":
+            return web.Response(status=401, text="signature does not match")
+        if webhook_id == "m_flaky" and webhook_id not in answered_503:
+            answered_503.add(webhook_id)
+            return web.Response(status=503, headers={"retry-after": "0.05"})
+        return web.Response(status=200)
+
+    ids = [f"m_{n:02d}" for n in range(20)]
+    ids[5], ids[9] = "m_bad", "m_flaky"
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+
+    async def go() -> WebhookReplay:
+        app_ = web.Application()
+        app_.router.add_post("/hooks/{system}", hook)
+        runner = web.AppRunner(app_)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        replay = WebhookReplay({"crm": secret}, f"http://127.0.0.1:{port}", retry_for=5)
+        try:
+            # When: all 20 are due at once (one tick of a fast replay)
+            for webhook_id in ids:
+                replay.send(Recorded(0.0, "crm", webhook_id, "order.created", b"{}"))
+            await asyncio.wait_for(replay.idle(), 20)
+        finally:
+            await replay.close()
+            await runner.cleanup()
+        return replay
+
+    replay = asyncio.run(go())
+
+    # Then: they arrived in recorded order (the 503 one offered again before the next), all
+    # but the refused one were acknowledged, and the refusal is told with the answer
+    assert [i for i in seen if i != "m_flaky"] == [i for i in ids if i != "m_flaky"]
+    assert seen.index("m_flaky") < seen.index(ids[10]) and seen.count("m_flaky") == 2
+    assert set(replay.acknowledged["crm"]) == set(ids) - {"m_bad"}
+    assert [(u.source_id, u.why) for u in replay.unsent] == [
+        ("m_bad", "refused: 401 signature does not match")
+    ]

@@ -193,7 +193,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 async def _answer(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = _JSON
 ) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    # With its length given, the server writes the body as it is, not as chunks.
+    length = (b"content-length", b"%d" % len(body))
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
     await send({"type": "http.response.body", "body": body})
 
 

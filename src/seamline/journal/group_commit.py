@@ -191,7 +191,8 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             raise JournalError("the journal writer stopped; restart the hub")
         future: asyncio.Future[Any] = self._loop.create_future()
         self._queue.append(_Pending(op, future))
-        self._wake.set()
+        if not self._wake.is_set():  # set already while the writer is busy: skip its lock
+            self._wake.set()
         return future
 
     def _run(self) -> None:

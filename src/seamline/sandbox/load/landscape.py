@@ -175,6 +175,8 @@ class Landscape:
     webhook_secrets: dict[str, str] = field(default_factory=dict)
     """Per generic `http` source, the secret the sandbox signs its webhooks with."""
     replayer: WebhookReplay | None = None
+    notes: list[str] = field(default_factory=list)
+    """What the run changed in the copy that its report should say."""
     hub: Hub | None = None
     hub_starts: int = 0
     hub_kills: int = 0
@@ -367,9 +369,11 @@ class Landscape:
                 f"no simulator for {', '.join(f'{n} ({k})' for n, k in unknown.items())}; "
                 f"load runs simulate {', '.join(KINDS)}"
             )
-        _own_journal(project_dir)
+        note = _own_journal(project_dir)
         async with contextlib.AsyncExitStack() as stack:
             start = _Starter(stack, project_dir, seed)
+            # The variable would win over the copy's seamline.yaml: it names the copy's too.
+            start.variables["SEAMLINE_JOURNAL_URL"] = str(project_dir / "journal.db")
             erp: TrytonSink | None = None
             for system in systems.values():
                 if system.kind == "tryton":
@@ -410,6 +414,7 @@ class Landscape:
                 erp=erp,
                 skus=skus,
                 webhook_secrets=start.webhook_secrets,
+                notes=[note] if note else [],
             )
             stack.push_async_callback(land.stop_hub)
             stack.push_async_callback(land.close_replayer)
@@ -426,17 +431,20 @@ class Landscape:
             yield land
 
 
-def _own_journal(project_dir: Path) -> None:
-    """The run's journal is `journal.db` in the copy, whatever the project names."""
+def _own_journal(project_dir: Path) -> str | None:
+    """The run's journal is `journal.db` in the copy, whatever the project (or
+    `SEAMLINE_JOURNAL_URL`) names: a run never writes to the project's own journal. Says so
+    when the project names another."""
     settings = yaml.safe_load((project_dir / "seamline.yaml").read_text()) or {}
-    journal = str(settings.get("journal", "journal.db"))
-    if journal.startswith("postgres"):
-        raise SeamlineError(
-            f"load runs measure a SQLite journal; {project_dir.name} names {journal}: "
-            "leave `journal` out, or set it to journal.db, for the run"
-        )
+    named = str(settings.get("journal", "journal.db"))
     settings["journal"] = "journal.db"
     (project_dir / "seamline.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    if named.startswith("postgres"):
+        return (
+            "the run journals to SQLite in its own copy (journal.db); the project's PostgreSQL "
+            "journal was not touched"
+        )
+    return None
 
 
 class _Starter:

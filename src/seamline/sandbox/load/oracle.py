@@ -119,19 +119,16 @@ def _acknowledged(land: Landscape, verdict: Verdict) -> dict[str, list[tuple[str
         found[stand.name] = [(i.partition(":")[0], body) for i, body in held.items()]
         verdict.checked.append(f"{len(acked)} acknowledged {stand.name} webhooks journaled")
     replayer = land.replayer
-    for system, ids in (replayer.acknowledged if replayer else {}).items():
-        held = journal.journaled(land.journal_path, system, sorted(set(ids)))
-        for source_id in sorted(set(ids) - set(held)):
+    for system, events in (replayer.acknowledged if replayer else {}).items():
+        held = journal.journaled(land.journal_path, system, sorted(events))
+        for source_id in sorted(set(events) - set(held)):
             verdict.add("lost", "-", source_id, f"{system} was told 2xx; not journaled")
-        found[system] = [(_event(body), body) for body in held.values()]
-        verdict.checked.append(f"{len(set(ids))} acknowledged {system} webhooks journaled")
+        found[system] = [(events[source_id], body) for source_id, body in held.items()]
+        verdict.checked.append(f"{len(events)} acknowledged {system} webhooks journaled")
+    for unsent in replayer.unsent if replayer else ():
+        # Not the hub's loss (it never said yes), but the run did not play what was recorded.
+        verdict.add("parked", "-", unsent.source_id, f"{unsent.system} webhook {unsent.why}")
     return found
-
-
-def _event(body: bytes) -> str:
-    """A generic webhook's event name (Standard Webhooks' `type`)."""
-    data = _json(body)
-    return str(data.get("type", "")) if isinstance(data, dict) else ""
 
 
 def _settled(land: Landscape, verdict: Verdict) -> None:

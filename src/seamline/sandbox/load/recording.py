@@ -113,9 +113,11 @@ async def read_recording(
     since: float,
     until: float,
     limit: int = MAX_MESSAGES,
+    event_fields: Mapping[str, str] | None = None,
 ) -> Recording:
     """The messages `systems` (name -> kind; sources the run can play) sent in [since, until),
-    in the order received. Refuses an empty slice and one above `limit`, saying what to do."""
+    in the order received. Refuses an empty slice and one above `limit`, saying what to do.
+    `event_fields`: where a generic webhook source's body names its event (default `type`)."""
     stored: list[StoredMessage] = []
     for name, kind in sorted(systems.items()):
         if kind not in REPLAYABLE:
@@ -137,7 +139,13 @@ async def read_recording(
     first = stored[0].received_at
     return Recording(
         [
-            Recorded(m.received_at - first, m.system, m.source_id, _topic(m, systems), m.body)
+            Recorded(
+                m.received_at - first,
+                m.system,
+                m.source_id,
+                _topic(m, systems, (event_fields or {}).get(m.system, "type")),
+                m.body,
+            )
             for m in stored
         ],
         since,
@@ -145,7 +153,7 @@ async def read_recording(
     )
 
 
-def _topic(message: StoredMessage, systems: Mapping[str, str]) -> str:
+def _topic(message: StoredMessage, systems: Mapping[str, str], event_field: str) -> str:
     headers: Any = {}
     with contextlib.suppress(orjson.JSONDecodeError):
         headers = orjson.loads(message.headers or b"{}")
@@ -153,8 +161,8 @@ def _topic(message: StoredMessage, systems: Mapping[str, str]) -> str:
         return str(headers.get("x-shopify-topic", "")) if isinstance(headers, dict) else ""
     with contextlib.suppress(orjson.JSONDecodeError):
         body = orjson.loads(message.body)
-        if isinstance(body, dict) and isinstance(body.get("type"), str):
-            return str(body["type"])
+        if isinstance(body, dict) and isinstance(body.get(event_field), str):
+            return str(body[event_field])
     return ""
 
 
@@ -162,11 +170,22 @@ def _clock(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+@dataclass(frozen=True, slots=True)
+class Unsent:
+    """A recorded webhook the hub never acknowledged: refused, or given up on."""
+
+    system: str
+    source_id: str
+    why: str
+
+
 class WebhookReplay:
     """Recorded Standard Webhooks sent to the hub under their recorded `webhook-id`, signed
-    with the sandbox secret of their system, offered again after 429, 503, 5xx or no answer
-    (as a real sender does) for `retry_for` seconds; `acknowledged` per system is what the
-    hub answered 2xx for, which the checker then looks for in the journal."""
+    with the sandbox secret of their system, one system's in recorded order (the next waits
+    for the one before), each offered again after 429, 503, 5xx or no answer (as a real
+    sender does) for `retry_for` seconds. `acknowledged` per system (webhook id -> event) is
+    what the hub answered 2xx for, which the checker then looks for in the journal; `unsent`
+    what it refused or never answered."""
 
     def __init__(
         self, secrets: Mapping[str, str], hub_url: str, *, retry_for: float = RETRY_FOR
@@ -174,36 +193,61 @@ class WebhookReplay:
         self.secrets = dict(secrets)
         self.hub_url = hub_url
         self.retry_for = retry_for
-        self.acknowledged: dict[str, list[str]] = {}
-        self.refused: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.acknowledged: dict[str, dict[str, str]] = {}
+        self.unsent: list[Unsent] = []
+        self._queues: dict[str, asyncio.Queue[Recorded]] = {}
+        self._senders: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._rng = random.Random(7)
+        self._open = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def pending(self) -> int:
-        return len(self._tasks)
+        """Messages given to `send` and not yet acknowledged, refused or given up on."""
+        return self._open
 
     def send(self, message: Recorded) -> None:
         if message.system not in self.secrets:
             raise SeamlineError(f"{message.system} has no webhook secret in the sandbox")
-        task = asyncio.get_running_loop().create_task(self._deliver(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        queue = self._queues.get(message.system)
+        if queue is None:
+            queue = self._queues[message.system] = asyncio.Queue()
+            self._senders.append(
+                asyncio.get_running_loop().create_task(self._sender(queue), name="replay")
+            )
+        queue.put_nowait(message)
+        self._open += 1
+        self._idle.clear()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in self._senders:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._senders, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+
+    async def _sender(self, queue: asyncio.Queue[Recorded]) -> None:
+        while True:
+            message = await queue.get()
+            try:
+                await self._deliver(message)
+            finally:
+                self._open -= 1
+                if not self._open:
+                    self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once every message given to `send` has its outcome."""
+        await self._idle.wait()
 
     async def _deliver(self, message: Recorded) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         url = f"{self.hub_url}/hooks/{message.system}"
         give_up = time.monotonic() + self.retry_for
-        pause = 0.1
+        pause, last = 0.1, "no answer"
         while time.monotonic() < give_up:
             headers = {
                 "content-type": "application/json",
@@ -216,13 +260,19 @@ class WebhookReplay:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
                 async with self._session.post(url, data=message.body, headers=headers) as r:
                     status = r.status
+                    answer = (await r.text())[:200]
                     with contextlib.suppress(TypeError, ValueError):
                         wait = float(r.headers.get("retry-after", ""))
             if status is not None and 200 <= status < 300:
-                self.acknowledged.setdefault(message.system, []).append(message.source_id)
+                self.acknowledged.setdefault(message.system, {})[message.source_id] = message.topic
                 return
             if status is not None and status < 500 and status not in (408, 425, 429):
-                self.refused[message.system] = self.refused.get(message.system, 0) + 1
-                return  # a definite refusal, as for a real sender: not offered again
+                # A definite refusal, as for a real sender: not offered again.
+                why = f"refused: {status} {answer}"
+                self.unsent.append(Unsent(message.system, message.source_id, why))
+                return
+            last = "no answer" if status is None else f"{status} {answer}"
             await asyncio.sleep(min(wait if wait is not None else pause, 10.0))
             pause = min(pause * 2, 2.0) * (0.5 + self._rng.random())
+        why = f"given up after {self.retry_for:g} s (last: {last})"
+        self.unsent.append(Unsent(message.system, message.source_id, why))

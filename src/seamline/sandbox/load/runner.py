@@ -127,6 +127,8 @@ def run_load(
     takes; `rate`, `duration` and `cancel_every` are not used).
     """
     if recording is not None:
+        if not 0 < speed <= 100_000:
+            raise SeamlineError(f"speed is a factor above 0 and at most 100000: {speed:g}")
         duration = recording.span / speed + 2 * TICK
         cancel_every = 0
     traffic = Traffic(
@@ -407,7 +409,7 @@ def _report(land: Landscape, progress: Progress, verdict: Verdict) -> LoadReport
         },
         circuits={k: v for k, v in progress.circuits.items() if v},
         alerts=_alerts(path),
-        notes=tuple(verdict.notes),
+        notes=(*land.notes, *verdict.notes),
         replayed=traffic.recording.describe(traffic.speed) if traffic.recording else None,
     )
 

@@ -321,14 +321,25 @@ class Shop:
         order already held replaces its document."""
         held = self.orders.get(doc["id"])
         doc = copy.deepcopy(doc)
-        if held is not None:
-            held.clear()
-            held.update(doc)
-            return held
         for line in doc.get("line_items") or []:
             # Older API versions lack `current_quantity`; what is left to fulfil is the same.
             line.setdefault("current_quantity", line.get("fulfillable_quantity", line["quantity"]))
             line.setdefault("variant_id", None)
+        if held is not None:
+            # The recorded state, but what the sandbox did to the order since (fulfilments
+            # the hub made through its API) stays.
+            before = {line["id"]: line for line in held.get("line_items") or []}
+            for line in doc.get("line_items") or []:
+                mine = before.get(line.get("id"))
+                for name in ("fulfillable_quantity", "fulfillment_status"):
+                    if mine is not None and name in mine:
+                        line[name] = mine[name]
+            for name in ("fulfillments", "fulfillment_status"):
+                if name in held:
+                    doc[name] = held[name]
+            held.clear()
+            held.update(doc)
+            return held
         shop_currency = str(doc.get("currency") or self.currency)
         cur = Currencies(shop_currency, str(doc.get("presentment_currency") or shop_currency))
         paid = Bag()
