@@ -64,6 +64,19 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
     everyone = [*ingest, *workers, *schedulers]
     history = tmp_path / "history.jsonl"
 
+    async def holding_leases(worker: Hub, within: float = 10.0) -> None:
+        """Until `worker` holds leased deliveries (a busy machine may be slow to claim)."""
+        assert worker.proc is not None
+        held = (
+            "SELECT count(*) FROM delivery WHERE state = 'leased' "
+            f"AND lease_owner LIKE '%:{worker.proc.pid}'"
+        )
+        for _ in range(int(within / 0.05)):
+            if query(url, held)[0][0]:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"worker {worker.proc.pid} held no lease within {within:g} s")
+
     async def go() -> None:
         for hub in everyone:
             await hub.start(within=30)
@@ -91,7 +104,7 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
         # A slow target keeps claims in every worker's hands; one worker is frozen past its
         # 3 s lease while holding them
         await sink.control(mode="slow", slow_seconds=0.5)
-        await asyncio.sleep(0.3)
+        await holding_leases(workers[1])
         workers[1].signal(signal.SIGSTOP)
         await asyncio.sleep(6)
         workers[1].signal(signal.SIGCONT)
