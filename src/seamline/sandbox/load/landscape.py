@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ from seamline.sandbox.http_faults import HttpFaultProxy
 from seamline.sandbox.load.recording import Recorded, Recording, WebhookReplay
 from seamline.sandbox.recording_sink import RecordingSink, start_recording_sink
 from seamline.sandbox.shopify import ShopifySimulator
+from seamline.sandbox.shopify.webhooks import TOPICS as SHOP_TOPICS
 from seamline.sandbox.shopify.webhooks import DeliveryOptions
 from seamline.sandbox.threepl import ThreePLSimulator
 from seamline.sandbox.tryton import LocalTryton
@@ -177,6 +179,8 @@ class Landscape:
     replayer: WebhookReplay | None = None
     notes: list[str] = field(default_factory=list)
     """What the run changed in the copy that its report should say."""
+    left_out: Counter[str] = field(default_factory=Counter)
+    """Recorded messages of topics the shop simulator does not send, per system and topic."""
     hub: Hub | None = None
     hub_starts: int = 0
     hub_kills: int = 0
@@ -216,6 +220,10 @@ class Landscape:
         address = f"http://127.0.0.1:{self.hub_port}/hooks/{message.system}"
         stand = self.stands.get(message.system)
         if stand is not None and stand.shop is not None:
+            if message.topic not in SHOP_TOPICS:
+                # Shopify would not send it to a subscription either; the report says so.
+                self.left_out[f"{message.system} {message.topic or '(no topic)'}"] += 1
+                return
             stand.shop.replay(message.topic, message.body, address=address)
             return
         if self.replayer is None:

@@ -233,6 +233,9 @@ class WebhookReplay:
             message = await queue.get()
             try:
                 await self._deliver(message)
+            except Exception as exc:  # the next messages must still go; this one is told
+                why = f"not sent: {type(exc).__name__}: {exc}"
+                self.unsent.append(Unsent(message.system, message.source_id, why))
             finally:
                 self._open -= 1
                 if not self._open:
@@ -260,7 +263,7 @@ class WebhookReplay:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
                 async with self._session.post(url, data=message.body, headers=headers) as r:
                     status = r.status
-                    answer = (await r.text())[:200]
+                    answer = (await r.read())[:200].decode("utf-8", "replace")
                     with contextlib.suppress(TypeError, ValueError):
                         wait = float(r.headers.get("retry-after", ""))
             if status is not None and 200 <= status < 300:

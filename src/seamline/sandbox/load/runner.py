@@ -409,7 +409,14 @@ def _report(land: Landscape, progress: Progress, verdict: Verdict) -> LoadReport
         },
         circuits={k: v for k, v in progress.circuits.items() if v},
         alerts=_alerts(path),
-        notes=(*land.notes, *verdict.notes),
+        notes=(
+            *land.notes,
+            *(
+                f"{n} recorded {what} messages left out: the simulator does not send that topic"
+                for what, n in sorted(land.left_out.items())
+            ),
+            *verdict.notes,
+        ),
         replayed=traffic.recording.describe(traffic.speed) if traffic.recording else None,
     )
 
