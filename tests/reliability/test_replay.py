@@ -16,6 +16,7 @@ import io
 import random
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -35,6 +36,7 @@ from seamline.sandbox.load.recording import (
     WebhookReplay,
     read_recording,
 )
+from seamline.sandbox.load.runner import copy_project
 from seamline.sandbox.recording_sink import read_records
 from seamline.sandbox.shopify import ShopifySimulator
 from seamline.sandbox.webhook_sender import order_data
@@ -376,3 +378,72 @@ def test_recorded_webhooks_of_a_system_go_in_order_and_refusals_are_told(tmp_pat
     assert [(u.source_id, u.why) for u in replay.unsent] == [
         ("m_bad", "refused: 401 signature does not match")
     ]
+
+
+def test_a_broken_answer_is_offered_again_and_what_is_left_at_the_end_is_told() -> None:
+    # Given: a receiver whose first answer is a 503 cut short (the hub killed mid-answer),
+    # then 200s; and one that answers nothing but 503
+    attempts: Counter[str] = Counter()
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        attempts["flaky"] += 1
+        if attempts["flaky"] == 1:
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 100\r\n\r\nbusy")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def busy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(b"HTTP/1.1 503 Busy\r\nretry-after: 0.05\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+
+    async def go() -> tuple[WebhookReplay, WebhookReplay]:
+        servers = [await asyncio.start_server(h, "127.0.0.1", 0) for h in (flaky, busy)]
+        urls = [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers]
+        first = WebhookReplay({"crm": secret}, urls[0], retry_for=5)
+        second = WebhookReplay({"crm": secret}, urls[1], retry_for=60)
+        try:
+            # When: one message to the first; three to the second, which the run then ends
+            first.send(Recorded(0.0, "crm", "m_1", "order.created", b"{}"))
+            await asyncio.wait_for(first.idle(), 10)
+            for n in range(3):
+                second.send(Recorded(0.0, "crm", f"m_{n}", "order.created", b"{}"))
+            await asyncio.sleep(0.3)
+        finally:
+            await first.close()
+            await second.close()
+            for server in servers:
+                server.close()
+        return first, second
+
+    first, second = asyncio.run(go())
+
+    # Then: the cut-short 503 was offered again and acknowledged; the three left are told,
+    # the one being offered and the two still queued
+    assert attempts["flaky"] == 2
+    assert first.acknowledged == {"crm": {"m_1": "order.created"}} and not first.unsent
+    assert [(u.source_id, u.why) for u in second.unsent] == [
+        ("m_0", "still being offered when the run ended"),
+        ("m_1", "still queued when the run ended"),
+        ("m_2", "still queued when the run ended"),
+    ]
+    assert second.pending == 0
+
+
+def test_a_relative_keep_folder_is_used_as_an_absolute_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hub resolves a relative journal against the project folder, the checker against
+    # the working directory: the run's copy is absolute, so both read the same file.
+    monkeypatch.chdir(tmp_path)
+    copy = copy_project(DEMO_SHOP, Path("run1"))
+    assert copy == (tmp_path / "run1").resolve()
+    assert (copy / "seamline.yaml").exists()

@@ -381,7 +381,7 @@ class Landscape:
         async with contextlib.AsyncExitStack() as stack:
             start = _Starter(stack, project_dir, seed)
             # The variable would win over the copy's seamline.yaml: it names the copy's too.
-            start.variables["SEAMLINE_JOURNAL_URL"] = str(project_dir / "journal.db")
+            start.variables["SEAMLINE_JOURNAL_URL"] = str((project_dir / "journal.db").resolve())
             erp: TrytonSink | None = None
             for system in systems.values():
                 if system.kind == "tryton":

@@ -222,17 +222,31 @@ class WebhookReplay:
         self._idle.clear()
 
     async def close(self) -> None:
+        """Stop sending: what is still queued or being offered is `unsent`, said so."""
         for task in self._senders:
             task.cancel()
         await asyncio.gather(*self._senders, return_exceptions=True)
+        self._senders.clear()
+        for queue in self._queues.values():
+            while not queue.empty():
+                message = queue.get_nowait()
+                self.unsent.append(
+                    Unsent(message.system, message.source_id, "still queued when the run ended")
+                )
+                self._open -= 1
         if self._session is not None:
             await self._session.close()
+            self._session = None
 
     async def _sender(self, queue: asyncio.Queue[Recorded]) -> None:
         while True:
             message = await queue.get()
             try:
                 await self._deliver(message)
+            except asyncio.CancelledError:
+                why = "still being offered when the run ended"
+                self.unsent.append(Unsent(message.system, message.source_id, why))
+                raise
             except Exception as exc:  # the next messages must still go; this one is told
                 why = f"not sent: {type(exc).__name__}: {exc}"
                 self.unsent.append(Unsent(message.system, message.source_id, why))
@@ -260,6 +274,7 @@ class WebhookReplay:
             }
             status: int | None = None
             wait: float | None = None
+            answer = ""
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
                 async with self._session.post(url, data=message.body, headers=headers) as r:
                     status = r.status

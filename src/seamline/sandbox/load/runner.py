@@ -192,7 +192,8 @@ def run(
 def copy_project(source: Path, keep: Path | None) -> Path:
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise SeamlineError(f"{keep} is not empty; choose a new folder to keep the run in")
-    target = keep or Path(tempfile.mkdtemp(prefix="seamline-load-")) / source.name
+    # Absolute: the hub resolves a relative journal against the project, the checker not.
+    target = (keep or Path(tempfile.mkdtemp(prefix="seamline-load-")) / source.name).resolve()
     shutil.copytree(
         source,
         target,
@@ -225,6 +226,8 @@ async def _run(
         await _drive(land, progress, console, view or _view)
         if finish is not None:
             await finish(land, progress)
+        # Recorded webhooks still queued or offered now are told as such, not sent meanwhile.
+        await land.close_replayer()
         verdict = await judge(land)
         return _report(land, progress, verdict)
 
