@@ -53,6 +53,27 @@ def test_flow_cases_pass_and_a_broken_one_fails_with_its_diff(project: Path) -> 
     assert '-        "quantity": 3,' in diff and '+        "quantity": 1,' in diff
 
 
+def test_a_new_project_has_flow_cases_that_pass_and_catch_an_unmapped_value(
+    tmp_path: Path,
+) -> None:
+    # Given: the project `seamline init` writes, its two cases passing
+    project = tmp_path / "new"
+    made, _ = asyncio.run(seamline("init", str(project)))
+    ok, said = asyncio.run(seamline("test", str(project)))
+
+    # When: the shop starts sending orders from a new channel the value map does not know
+    case = project / "tests" / "orders-to-oms" / "web-order.input.json"
+    case.write_text(case.read_text().replace('"source_name": "web"', '"source_name": "app"'))
+    failed, diff = asyncio.run(seamline("test", str(project)))
+
+    # Then: that case fails, naming the value and the map, and the run exits non-zero
+    assert made == 0 and ok == 0, said
+    assert "2 of 2 cases pass" in said
+    assert failed == 1
+    assert "FAIL orders-to-oms/web-order" in diff
+    assert "value 'app' at 'source_name' is not in value map 'channels'" in diff
+
+
 def test_the_landscape_is_written_as_markdown_and_json(project: Path, tmp_path: Path) -> None:
     code, said = asyncio.run(
         seamline("landscape", str(project), "--json", str(tmp_path / "map.json"))
