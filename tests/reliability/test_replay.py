@@ -447,3 +447,43 @@ def test_a_relative_keep_folder_is_used_as_an_absolute_one(
     copy = copy_project(DEMO_SHOP, Path("run1"))
     assert copy == (tmp_path / "run1").resolve()
     assert (copy / "seamline.yaml").exists()
+
+
+def test_a_later_recorded_state_of_an_adopted_order_still_fulfils() -> None:
+    # Given: a sandbox shop holding a recorded order of an older API version (no
+    # `current_quantity`), then its later recorded state
+    recorded = ShopifySimulator(seed=41, shop="recorded-shop", products=5)
+    (order,) = recorded.generate_orders(1, channel="web", test=False)
+    for line in order["line_items"]:
+        line.pop("current_quantity", None)
+    sandbox = ShopifySimulator(seed=7, products=3)
+    sandbox.store.adopt_skus(order["line_items"])
+    sandbox.store.adopt(order)
+    later = {**order, "tags": "vip", "line_items": [dict(li) for li in order["line_items"]]}
+    sandbox.store.adopt(later)
+
+    # When: the hub fulfils it through the sandbox
+    fulfillment = sandbox.fulfill_order(int(order["id"]))
+
+    # Then: it is fulfilled, and the later state's fields are the order's
+    held = sandbox.store.orders[order["id"]]
+    assert fulfillment["order_id"] == order["id"]
+    assert held["fulfillment_status"] == "fulfilled"
+    assert held["tags"] == "vip"
+    quantities = [li["quantity"] for li in order["line_items"]]
+    assert [li["current_quantity"] for li in held["line_items"]] == quantities
+
+
+@pytest.mark.parametrize("speed", [0, -1, 200_000])
+def test_a_replay_speed_out_of_range_is_refused_before_anything_starts(speed: float) -> None:
+    recording = Recording([Recorded(0.0, "shop", "m", "orders/create", b"{}")], 0.0, 1.0)
+    with pytest.raises(SeamlineError, match="speed is a factor above 0"):
+        run_load(
+            DEMO_SHOP,
+            rate=1,
+            duration=1,
+            drain=1,
+            console=Console(file=io.StringIO()),
+            recording=recording,
+            speed=speed,
+        )
