@@ -218,7 +218,17 @@ ORDER BY id DESC LIMIT :limit;
 SELECT message_id FROM message_key WHERE value = :value ORDER BY message_id LIMIT :limit;
 
 -- messages_by_source_id: messages by the id their source gave them
-SELECT id FROM message WHERE source_id = :value ORDER BY id LIMIT :limit;
+-- Through UNIQUE (system, source_id), once for each system: the systems are walked from one
+-- to the next in that index (a loose index scan), never by reading every message.
+WITH RECURSIVE systems (system) AS (
+  SELECT min(system) FROM message
+  UNION ALL
+  SELECT (SELECT min(m.system) FROM message m WHERE m.system > s.system)
+  FROM systems s WHERE s.system IS NOT NULL
+)
+SELECT id FROM message
+WHERE system IN (SELECT system FROM systems WHERE system IS NOT NULL) AND source_id = :value
+ORDER BY id LIMIT :limit;
 
 -- deliveries_by_xref: deliveries that learnt a key (ERP sale 112 = shop order 450789469)
 SELECT delivery_id FROM xref WHERE (key = :value OR other_key = :value)
