@@ -338,6 +338,8 @@ def test_cancel_sale_is_idempotent(tryton_options: TrytonOptions) -> None:
             idempotency_key="k",
         )
         assert (await sale_rows(sink, reference))[0]["state"] == "quotation"
+        sale = int(made.refs["sale"])
+        assert not await cancellation.cancelled_in_effect(sink.client, sale)
 
         # When it is cancelled twice
         first = await sink.send(
@@ -352,6 +354,8 @@ def test_cancel_sale_is_idempotent(tryton_options: TrytonOptions) -> None:
         assert first.refs == second.refs == made.refs
         assert b"sale.sale.cancel" not in second.request
         assert (await sale_rows(sink, reference))[0]["state"] == "cancelled"
+        # (called off before it was processed: no shipment, and still called off)
+        assert await cancellation.cancelled_in_effect(sink.client, sale)
         again = await sink.send(
             "create_sale", order(reference, (sku, 1, "10.00")), options={}, idempotency_key="k"
         )

@@ -57,9 +57,13 @@ async def cancel_processing(client: TrytonClient, sale: int, reference: str) -> 
 
 
 async def cancelled_in_effect(client: TrytonClient, sale: int) -> bool:
-    """A processed sale whose shipments and invoices are all cancelled: nothing went out."""
+    """Nothing goes out: a sale Tryton cancelled (before it was processed), or a processed
+    one whose shipments and invoices are all cancelled. Either way, no document is open."""
+    state = (await _sale(client, sale, ["state"]))["state"]
     shipments, invoices = await _documents(client, sale)
-    return bool(shipments) and all(d["state"] == "cancelled" for d in [*shipments, *invoices])
+    if not all(d["state"] == "cancelled" for d in [*shipments, *invoices]):
+        return False
+    return state == "cancelled" or bool(shipments)
 
 
 async def _documents(
