@@ -152,6 +152,9 @@ class MappingSection(Strict):
 class OrderingSpec(Strict):
     key: str
     """Path in the event data; deliveries with the same key are applied in journal order."""
+    after: str | None = None
+    """Another flow with the same keys: a delivery also waits for that flow's open deliveries
+    of its key received before it (a cancellation waits for its sale's creation)."""
 
 
 class StaleSpec(Strict):
@@ -691,6 +694,40 @@ def _load_flow(
     )
 
 
+_AFTER = re.compile(r"\bafter\s*:")
+
+
+def _ordering_problems(root: Path, flows: Mapping[str, Flow]) -> Iterator[Problem]:
+    """`ordering.after` names another flow of this project that orders by a key too."""
+    for name, flow in flows.items():
+        after = flow.spec.ordering.after if flow.spec.ordering else None
+        if after is None:
+            continue
+        other = flows.get(after)
+        problem = None
+        if after == name:
+            problem = ("is the flow itself", "name another flow, or remove ordering.after")
+        elif other is None:
+            problem = ("is not a flow of this project", f"flows: {', '.join(sorted(flows))}")
+        elif other.spec.ordering is None:
+            problem = (
+                "has no ordering.key, so its deliveries have no key to wait on",
+                f"give flows/{after}.yaml an ordering.key with the same values",
+            )
+        if problem is not None:
+            path = next((root / "flows").glob(f"{name}.y*ml"))
+            lines = path.read_text("utf-8").splitlines()
+            line = next(
+                (i for i, text in enumerate(lines, 1) if _AFTER.search(text.split("#")[0])), None
+            )
+            yield Problem(
+                str(path.relative_to(root)),
+                line,
+                f"ordering.after: '{after}' {problem[0]}",
+                problem[1],
+            )
+
+
 def load_project(root: Path, *, secrets: bool = True) -> Project:
     """Load and validate a whole project; raise `ProjectError` with every problem found.
 
@@ -714,6 +751,7 @@ def load_project(root: Path, *, secrets: bool = True) -> Project:
         flow = _load_flow(path, root, systems, problems, notifiers.declared)
         if flow is not None:
             flows[flow.name] = flow
+    problems.extend(_ordering_problems(root, flows))
     # A flow naming a system whose own file is broken is reported once, at that file.
     broken = declared - set(systems)
     problems = [

@@ -189,6 +189,35 @@ def test_a_retrying_head_holds_back_its_key_only_and_a_dead_one_does_not(
     run(go())
 
 
+def test_a_flow_ordered_after_another_waits_for_its_earlier_delivery_of_the_key(
+    backend: Backend,
+) -> None:
+    def order(key: str) -> NewDelivery:
+        return NewDelivery("orders", "v1", "target", key, None, True)
+
+    def cancel(key: str) -> NewDelivery:
+        return NewDelivery("cancels", "v1", "target", key, None, True, waits_for="orders")
+
+    async def go() -> None:
+        # Given an order and its cancellation (A), a cancellation of an order long done (B),
+        # an order alone (C), and a cancellation that came before its order (D)
+        journal = await journal_with(
+            backend, [order("A"), cancel("A"), cancel("B"), order("C"), cancel("D"), order("D")]
+        )
+        # When the target's deliveries are claimed
+        first = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        # Then A's cancellation waits for A's order; an order never waits for a cancellation
+        assert [c.message_id for c in first] == [1, 3, 4, 5, 6]
+        assert await journal.claim(target="target", owner="w", limit=10, lease=30) == []
+        # and it goes once the order is settled
+        await journal.settle([done(first[0].id, first[0].token)])
+        second = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert [c.message_id for c in second] == [2]
+        await journal.close()
+
+    run(go())
+
+
 def test_coalescing_supersedes_older_pending_values(backend: Backend) -> None:
     async def go() -> None:
         journal = await journal_with(

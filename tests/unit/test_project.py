@@ -32,6 +32,14 @@ def copy(file: str, to: str) -> Edit:
     return lambda root: (root / to).write_text((root / file).read_text())
 
 
+def edits(*each: Edit) -> Edit:
+    def edit(root: Path) -> None:
+        for one in each:
+            one(root)
+
+    return edit
+
+
 FLOW = "flows/orders-to-oms.yaml"
 SHOP = "systems/webshop.yaml"
 OMS = "systems/orders-api.yaml"
@@ -134,6 +142,31 @@ CASES = [
         FLOW,
         None,
         "coalesce needs ordering.key",
+    ),
+    (
+        "ordered after an unknown flow",
+        replace(FLOW, "  key: id ", "  after: refunds\n  key: id "),
+        FLOW,
+        32,
+        "ordering.after: 'refunds' is not a flow of this project",
+    ),
+    (
+        "ordered after itself",
+        replace(FLOW, "  key: id ", "  key: id\n  after: orders-to-oms "),
+        FLOW,
+        33,
+        "'orders-to-oms' is the flow itself",
+    ),
+    (
+        "ordered after a flow without a key",
+        edits(
+            copy(FLOW, "flows/refunds.yaml"),
+            replace("flows/refunds.yaml", "ordering:\n  key: id", "coalesce: false\n "),
+            replace(FLOW, "  key: id ", "  after: refunds\n  key: id "),
+        ),
+        FLOW,
+        32,
+        "'refunds' has no ordering.key",
     ),
 ]
 

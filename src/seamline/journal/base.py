@@ -41,6 +41,8 @@ class NewDelivery:
     version: float | None
     safe_retry: bool
     coalesce: bool = False
+    waits_for: str | None = None
+    """A flow whose open deliveries of the same key and lower id this one waits for."""
 
 
 @dataclass(frozen=True, slots=True)

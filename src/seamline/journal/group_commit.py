@@ -523,6 +523,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     "key": d.key,
                     "version": d.version,
                     "safe_retry": bool(d.safe_retry),
+                    "waits_for": d.waits_for,
                 }
                 if d.coalesce and d.key is not None:
                     # In order, one at a time: each value supersedes the ones before it.

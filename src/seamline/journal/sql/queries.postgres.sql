@@ -17,14 +17,15 @@ UPDATE delivery SET state = 'skipped', updated_at = %(now)s,
        last_error = 'superseded by a newer value (message ' || %(message_id)s::text || ')'
 WHERE flow = %(flow)s AND key = %(key)s AND state = 'pending';
 
--- claim_deliveries: lease due deliveries of one target, only the head of each ordering key;
--- rows another worker is claiming right now are skipped, not waited for
+-- claim_deliveries: lease due deliveries of one target, only the head of each ordering key
+-- (of its flow, and of the flow it is ordered after), skipping rows another worker is
+-- claiming right now rather than waiting for them
 WITH picked AS (
     SELECT d.id FROM delivery d
     WHERE d.target = %(target)s AND d.state = 'pending' AND d.due_at <= %(now)s
       AND (d.key IS NULL OR NOT EXISTS (
             SELECT 1 FROM delivery e
-            WHERE e.flow = d.flow AND e.key = d.key AND e.id < d.id
+            WHERE e.flow IN (d.flow, d.waits_for) AND e.key = d.key AND e.id < d.id
               AND e.state IN ('pending', 'leased')))
     ORDER BY d.id
     LIMIT %(limit)s
@@ -105,13 +106,15 @@ RETURNING m.id;
 
 -- insert_delivery_set: messages travelling through flows, in the order given (ids follow it:
 -- per-key ordering goes by delivery id)
-INSERT INTO delivery (message_id, flow, flow_version, target, key, version, safe_retry, state,
-                      due_at, created_at, updated_at)
-SELECT message_id, flow, flow_version, target, key, version, safe_retry, 'pending',
+INSERT INTO delivery (message_id, flow, flow_version, target, key, version, safe_retry,
+                      waits_for, state, due_at, created_at, updated_at)
+SELECT message_id, flow, flow_version, target, key, version, safe_retry, waits_for, 'pending',
        %(now)s, %(now)s, %(now)s
 FROM unnest(%(message_id)s::bigint[], %(flow)s::text[], %(flow_version)s::text[],
-            %(target)s::text[], %(key)s::text[], %(version)s::float8[], %(safe_retry)s::bool[])
-     WITH ORDINALITY AS d (message_id, flow, flow_version, target, key, version, safe_retry, n)
+            %(target)s::text[], %(key)s::text[], %(version)s::float8[], %(safe_retry)s::bool[],
+            %(waits_for)s::text[])
+     WITH ORDINALITY
+     AS d (message_id, flow, flow_version, target, key, version, safe_retry, waits_for, n)
 ORDER BY n;
 
 -- settle_delivery_set: claimed deliveries' outcomes, each fenced by its lease token; the ids

@@ -28,12 +28,13 @@ UPDATE delivery SET state = 'skipped', updated_at = :now,
 WHERE flow = :flow AND key = :key AND state = 'pending';
 
 -- insert_delivery: one message travelling through one flow
-INSERT INTO delivery (message_id, flow, flow_version, target, key, version, safe_retry, state,
-                      due_at, created_at, updated_at)
-VALUES (:message_id, :flow, :flow_version, :target, :key, :version, :safe_retry, 'pending',
-        :now, :now, :now);
+INSERT INTO delivery (message_id, flow, flow_version, target, key, version, safe_retry,
+                      waits_for, state, due_at, created_at, updated_at)
+VALUES (:message_id, :flow, :flow_version, :target, :key, :version, :safe_retry, :waits_for,
+        'pending', :now, :now, :now);
 
 -- claim_deliveries: lease due deliveries of one target, only the head of each ordering key
+-- (of its flow, and of the flow it is ordered after)
 UPDATE delivery
 SET state = 'leased', lease_owner = :owner, lease_until = :until,
     lease_token = lease_token + 1, updated_at = :now
@@ -42,7 +43,7 @@ WHERE id IN (
     WHERE d.target = :target AND d.state = 'pending' AND d.due_at <= :now
       AND (d.key IS NULL OR NOT EXISTS (
             SELECT 1 FROM delivery e
-            WHERE e.flow = d.flow AND e.key = d.key AND e.id < d.id
+            WHERE e.flow IN (d.flow, d.waits_for) AND e.key = d.key AND e.id < d.id
               AND e.state IN ('pending', 'leased')))
     ORDER BY d.id
     LIMIT :limit)
