@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from random import getrandbits
 from typing import Any, Protocol
 
 import orjson
@@ -77,24 +77,35 @@ class Tracer(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(slots=True)
 class _Propagated:
-    traceparent: str
+    """A span that is only its `traceparent`: its own context manager (no generator)."""
+
+    __slots__ = ("traceparent",)
+
+    def __init__(self, traceparent: str) -> None:
+        self.traceparent = traceparent
 
     def outcome(self, classification: str, status: int | None) -> None:
+        return None
+
+    def __enter__(self) -> _Propagated:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         return None
 
 
 class Propagation:
     """No spans: the trace id goes on with a new span id (a new trace when none came in)."""
 
-    @contextlib.contextmanager
     def attempt(
         self, parent: TraceContext | None, *, flow: str, target: str, delivery: int, attempt: int
-    ) -> Iterator[Span]:
-        trace_id = parent.trace_id if parent else secrets.token_hex(16)
+    ) -> contextlib.AbstractContextManager[Span]:
+        # Unique, not secret: ids from a fast generator, as OpenTelemetry's own generator
+        # makes them (os.urandom cost a system call per attempt). All zeros is invalid.
+        trace_id = parent.trace_id if parent else f"{getrandbits(128) or 1:032x}"
         flags = parent.flags if parent else "01"
-        yield _Propagated(TraceContext(trace_id, secrets.token_hex(8), flags).header())
+        return _Propagated(TraceContext(trace_id, f"{getrandbits(64) or 1:016x}", flags).header())
 
     def close(self) -> None:
         return None
