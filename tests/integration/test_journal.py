@@ -218,6 +218,55 @@ def test_a_flow_ordered_after_another_waits_for_its_earlier_delivery_of_the_key(
     run(go())
 
 
+def test_a_coalescing_flow_ordered_after_another_waits_when_routed_in_one_batch(
+    backend: Backend,
+) -> None:
+    async def go() -> None:
+        # Given an order and an update of it (a coalescing flow ordered after the orders),
+        # routed together
+        journal = await opened(backend)
+        first, second = [await journal.append(message(i)) for i in (1, 2)]
+        assert first is not None and second is not None
+        update = NewDelivery("updates", "v1", "target", "K", None, True, True, "orders")
+        await journal.route(
+            [
+                Routing(first, "order.created", deliveries=[NewDelivery(*ORDER_K)]),
+                Routing(second, "order.updated", deliveries=[update]),
+            ]
+        )
+        # When the target's deliveries are claimed, then only the order goes
+        claimed = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert [c.message_id for c in claimed] == [first]
+        await journal.close()
+
+    run(go())
+
+
+def test_waits_follow_the_live_flows_not_those_of_the_routing(backend: Backend) -> None:
+    async def go() -> None:
+        # Given an order, and a cancellation routed while the cancellations were ordered after it
+        journal = await journal_with(
+            backend,
+            [
+                NewDelivery(*ORDER_K),
+                NewDelivery("cancels", "v1", "target", "K", None, True, waits_for="orders"),
+            ],
+        )
+        # When the live cancellations are no longer ordered after the orders
+        changed = await journal.order_after({"cancels": None, "orders": None})
+        claimed = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        # Then the cancellation no longer waits; said again, nothing changes
+        assert changed == 1
+        assert [c.message_id for c in claimed] == [1, 2]
+        assert await journal.order_after({"cancels": None}) == 0
+        await journal.close()
+
+    run(go())
+
+
+ORDER_K = ("orders", "v1", "target", "K", None, True)
+
+
 def test_coalescing_supersedes_older_pending_values(backend: Backend) -> None:
     async def go() -> None:
         journal = await journal_with(

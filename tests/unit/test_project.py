@@ -145,7 +145,10 @@ CASES = [
     ),
     (
         "ordered after an unknown flow",
-        replace(FLOW, "  key: id ", "  after: refunds\n  key: id "),
+        edits(
+            replace(FLOW, "marketplace: MARKETPLACE}", "marketplace: MARKETPLACE, after: LATE}"),
+            replace(FLOW, "  key: id ", "  after: refunds\n  key: id "),
+        ),
         FLOW,
         32,
         "ordering.after: 'refunds' is not a flow of this project",

@@ -253,6 +253,7 @@ class Hub:
                 if self.schedules:
                     self.journal.lead(self._leadership)
                     await self._keep_versions()
+                    await self._order_after()
                     learned = await self.journal.get_cursor(SHAPES_CURSOR)
                     if learned:
                         self.shapes.load(orjson.loads(learned))
@@ -576,11 +577,23 @@ class Hub:
             except (orjson.JSONDecodeError, AttributeError):
                 by = None
             await self._keep_versions(by)
+            await self._order_after()
         now = {n: f.version for n, f in new.flows.items()}
         log.info(
             "applied",
             extra={"changed": sorted(n for n in now if before.get(n) != now[n]), "by": asked},
         )
+
+    async def _order_after(self) -> None:
+        """Deliveries not yet delivered wait as the live flows say (`ordering.after`)."""
+        changed = await self.journal.order_after(
+            {
+                name: flow.spec.ordering.after if flow.spec.ordering else None
+                for name, flow in self.project.flows.items()
+            }
+        )
+        if changed:
+            log.info("deliveries now ordered as the live flows say", extra={"changed": changed})
 
     async def _keep_versions(self, by: str | None = None) -> None:
         """Keep the files of each flow version going live (once per version), for `plan` and

@@ -168,6 +168,12 @@ class Journal(Protocol):
         """At start of the only worker on this journal: every lease belongs to a dead process."""
         ...
 
+    async def order_after(self, after: Mapping[str, str | None]) -> int:
+        """Each flow's deliveries not yet delivered wait for the flow named (its live
+        `ordering.after`, None for none); how many changed. At start and at each apply, so a
+        replay or a changed flow never waits on what the live flows no longer say."""
+        ...
+
     async def release_held(self, target: str) -> int:
         """A target recovered: its deliveries waiting out the outage are due now."""
         ...

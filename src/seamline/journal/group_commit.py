@@ -23,7 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import orjson
@@ -510,7 +510,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         verdicts = [{"id": r.message_id, "event": r.event} for r in routings if r.rejected is None]
         # Routed already: a start-up scan met a live notification. Those get no deliveries.
         routed = self._mark_routed(conn, verdicts) if verdicts else set()
-        deliveries = []
+        deliveries: list[dict[str, Any]] = []
         for r in routings:
             if r.message_id not in routed:
                 continue
@@ -526,7 +526,11 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     "waits_for": d.waits_for,
                 }
                 if d.coalesce and d.key is not None:
-                    # In order, one at a time: each value supersedes the ones before it.
+                    # In order, one at a time: each value supersedes the ones before it. The
+                    # rows gathered so far go first, so ids keep the messages' order across
+                    # flows too (a flow ordered after another waits only on lower ids).
+                    self._many(conn, "insert_delivery", deliveries, now=now)
+                    deliveries = []
                     conn.execute(
                         self.q["supersede_pending"],
                         {"flow": d.flow, "key": d.key, "message_id": r.message_id, "now": now},
@@ -636,6 +640,18 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     async def expire_all_leases(self) -> list[int]:
         """Leases of processes that are gone; a dialect that knows more than the clock says so."""
         return await self.expire_leases()
+
+    async def order_after(self, after: Mapping[str, str | None]) -> int:
+        def op(conn: Any) -> int:
+            changed = 0
+            for flow, other in after.items():
+                params = {"flow": flow, "after": other}
+                changed += conn.execute(self.q["order_after"], params).rowcount
+            if changed:
+                self._changed(conn, "delivery")
+            return changed
+
+        return await self._write(op)
 
     async def release_held(self, target: str) -> int:
         q = self.q

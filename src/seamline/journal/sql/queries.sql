@@ -105,6 +105,12 @@ SET state = 'pending', due_at = :now, attempts = 0, replays = replays + 1,
     payload = coalesce(:payload, payload), last_error = NULL, error_class = NULL, updated_at = :now
 WHERE id = :id AND state IN ('dead', 'review', 'skipped', 'discarded');
 
+-- order_after: a flow's deliveries not yet delivered wait for the flow its live version is
+-- ordered after (ordering.after), whatever it was when they were routed
+UPDATE delivery SET waits_for = :after
+WHERE flow = :flow AND state IN ('pending', 'leased', 'dead', 'review', 'skipped', 'discarded')
+  AND coalesce(waits_for, '') <> coalesce(:after, '');
+
 -- discard_delivery: an operator decides a delivery will not be sent
 UPDATE delivery SET state = 'discarded', last_error = :reason, updated_at = :now
 WHERE id = :id AND state IN ('dead', 'review', 'pending');
