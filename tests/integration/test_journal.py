@@ -110,6 +110,29 @@ def test_same_source_id_is_journaled_once(backend: Backend) -> None:
     assert first is not None and again is None and other is not None
 
 
+def test_repeats_in_one_commit_are_journaled_once_and_each_new_message_gets_its_id(
+    backend: Backend,
+) -> None:
+    async def go() -> tuple[list[int | None], list[tuple[int, str]]]:
+        journal = await opened(backend)
+        await journal.append(message(1))
+        # Given messages arriving together: new ones, a repeat of one of them, an old one
+        ids = await asyncio.gather(
+            *(journal.append(message(n)) for n in (2, 1, 3, 2, 4)),
+            journal.append(message(3, system="erp")),
+        )
+        rows = await journal._query("SELECT id, source_id FROM message WHERE system = 'shop'")
+        await journal.close()
+        return list(ids), [(int(r[0]), str(r[1])) for r in rows]
+
+    ids, rows = run(go())  # type: ignore[misc]
+    # Then each new message has the id it was stored under, and the repeats have none
+    stored = {source_id: id_ for id_, source_id in rows}
+    assert ids[:5] == [stored["msg-2"], None, stored["msg-3"], None, stored["msg-4"]]
+    assert ids[5] is not None and ids[5] not in stored.values()
+    assert len(rows) == 4
+
+
 def test_concurrent_appends_share_commits(backend: Backend) -> None:
     # Given 2,000 webhooks arriving at once
     async def go() -> tuple[int, int]:

@@ -161,13 +161,25 @@ class SqliteJournal(GroupCommitJournal):
     def _insert_messages(
         self, conn: sqlite3.Connection, messages: Sequence[NewMessage]
     ) -> list[int | None]:
-        ids: list[int | None] = []
-        for m in messages:
-            row = conn.execute(
-                _INSERT_MESSAGE, (m.system, m.source_id, m.received_at, m.headers, m.body)
-            ).fetchone()
-            ids.append(None if row is None else int(row[0]))
-        return ids
+        # One executemany, no RETURNING: ~4 µs a message less. This writer is the file's only
+        # one, so the rows inserted in this transaction have the ids that follow each other
+        # up to last_insert_rowid(), in the order given.
+        inserted = conn.executemany(
+            _INSERT_MESSAGE,
+            [(m.system, m.source_id, m.received_at, m.headers, m.body) for m in messages],
+        ).rowcount
+        if inserted <= 0:
+            return [None] * len(messages)
+        last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        if inserted == len(messages):
+            return list(range(last - inserted + 1, last + 1))
+        # Some were journaled before, or came twice in this group: the new rows by source id,
+        # each given to the first message that has it (the one inserted).
+        fresh = {
+            (system, source_id): int(id_)
+            for id_, system, source_id in conn.execute(_NEW_MESSAGES, (last - inserted,))
+        }
+        return [fresh.pop((m.system, m.source_id), None) for m in messages]
 
     def _ids(self, ids: Sequence[int]) -> str:
         return orjson.dumps(list(ids)).decode()
@@ -197,8 +209,9 @@ class SqliteJournal(GroupCommitJournal):
 
 _INSERT_MESSAGE = (
     "INSERT INTO message (system, source_id, received_at, headers, body) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (system, source_id) DO NOTHING RETURNING id"
+    "ON CONFLICT (system, source_id) DO NOTHING"
 )
+_NEW_MESSAGES = "SELECT id, system, source_id FROM message WHERE id > ?"
 
 
 def _conforms(journal: SqliteJournal) -> Journal:
