@@ -705,7 +705,7 @@ def _ordering_problems(root: Path, flows: Mapping[str, Flow]) -> Iterator[Proble
         if after == name:
             problem = ("is the flow itself", "name another flow, or remove ordering.after")
         elif other is None:
-            if any((root / "flows").glob(f"{after}.y*ml")):
+            if any((root / "flows" / f"{after}{ext}").is_file() for ext in (".yaml", ".yml")):
                 continue  # a flow whose own file is broken: reported there
             problem = ("is not a flow of this project", f"flows: {', '.join(sorted(flows))}")
         elif other.spec.ordering is None:

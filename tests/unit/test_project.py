@@ -154,6 +154,13 @@ CASES = [
         "ordering.after: 'refunds' is not a flow of this project",
     ),
     (
+        "ordered after a pattern, not a name",
+        replace(FLOW, "  key: id ", "  after: order*\n  key: id "),
+        FLOW,
+        32,
+        "ordering.after: 'order*' is not a flow of this project",
+    ),
+    (
         "ordered after itself",
         replace(FLOW, "  key: id ", "  key: id\n  after: orders-to-oms "),
         FLOW,
