@@ -1,4 +1,5 @@
-"""`seamline apply` and `rollback` on a running hub: deliveries in flight keep their version."""
+"""`seamline apply` and `rollback` on a running hub: deliveries in flight keep their version;
+deliveries not yet delivered wait as the live flows say (`ordering.after`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from aiohttp import web
 from seamline.cli import write_example
 from seamline.connectors.http.signature import sign
 from seamline.engine.hub import Hub
+from seamline.journal.base import NewDelivery, NewMessage, Routing
+from seamline.journal.sqlite import SqliteJournal
 from seamline.project import load_project
 from seamline.sandbox.webhook_sender import order_data
 from tests.reliability.harness import free_port
@@ -135,3 +138,32 @@ async def until(condition: Any, within: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("waited too long")
         await asyncio.sleep(0.2)
+
+
+def test_a_starting_hub_has_open_deliveries_wait_as_its_live_flows_say(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    write_example(root)
+
+    async def case() -> list[Any]:
+        # Given a delivery routed while its flow was ordered after a flow since removed
+        journal = SqliteJournal(root / "journal.db")
+        await journal.open()
+        mid = await journal.append(NewMessage("webshop", "msg_1", time.time(), b"{}", b"{}"))
+        assert mid is not None
+        stale = NewDelivery(FLOW, "v0", "orders-api", "1", None, True, waits_for="refunds")
+        await journal.route([Routing(mid, "order.created", deliveries=[stale])])
+        await journal.close()
+        # When a hub starts on the journal
+        hub = Hub(load_project(root), listen=("127.0.0.1", free_port()))
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(hub.run())
+            try:
+                await asyncio.wait_for(hub.started.wait(), 30)
+                rows = await hub.journal._query("SELECT flow, waits_for FROM delivery")
+            finally:
+                hub.stop()
+                await task
+        return [tuple(r) for r in rows]
+
+    # Then the delivery waits for nothing: the live flow has no ordering.after
+    assert asyncio.run(case()) == [(FLOW, None)]
