@@ -187,6 +187,11 @@ class FlowSpec(Strict):
             raise ValueError("coalesce needs ordering.key: it supersedes values per key")
         return self
 
+    @property
+    def after(self) -> str | None:
+        """The flow whose earlier open deliveries of a key this flow's also wait for."""
+        return self.ordering.after if self.ordering is not None else None
+
 
 # --- what the engine gets -----------------------------------------------------------------------
 
@@ -697,7 +702,7 @@ def _load_flow(
 def _ordering_problems(root: Path, flows: Mapping[str, Flow]) -> Iterator[Problem]:
     """`ordering.after` names another flow of this project that orders by a key too."""
     for name, flow in flows.items():
-        after = flow.spec.ordering.after if flow.spec.ordering else None
+        after = flow.spec.after
         if after is None:
             continue
         other = flows.get(after)

@@ -587,10 +587,7 @@ class Hub:
     async def _order_after(self) -> None:
         """Deliveries not yet delivered wait as the live flows say (`ordering.after`)."""
         changed = await self.journal.order_after(
-            {
-                name: flow.spec.ordering.after if flow.spec.ordering else None
-                for name, flow in self.project.flows.items()
-            }
+            {name: flow.spec.after for name, flow in self.project.flows.items()}
         )
         if changed:
             log.info("deliveries now ordered as the live flows say", extra={"changed": changed})

@@ -186,5 +186,5 @@ class Router:
             version=version,
             safe_retry=self._safe_retry(flow),
             coalesce=spec.coalesce,
-            waits_for=spec.ordering.after if spec.ordering is not None else None,
+            waits_for=spec.after,
         )
