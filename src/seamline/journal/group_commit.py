@@ -113,8 +113,9 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         """Insert in order; each message's id, or None where its source id was journaled."""
 
     @abstractmethod
-    def _ids(self, ids: Sequence[int]) -> Any:
-        """A list of ids as the `claimed_messages` query takes it."""
+    def _claimed_messages(self, conn: Any, rows: list[Any]) -> dict[int, Any]:
+        """The messages behind claimed rows (`claim_deliveries`), by id, as (id, system,
+        headers, body)."""
 
     def _changed(self, conn: Any, what: str) -> None:
         """Inside a transaction: other processes should hear, at commit, that `what` changed
@@ -434,7 +435,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 return []
             live = []
             for row in rows:
-                (did, _mid, flow, _tag, key, version, _attempts, token, _created, _payload) = row
+                did, _mid, flow, _tag, key, version, _attempts, token = row[:8]
                 if version is not None and key is not None:
                     applied = conn.execute(
                         q["applied_version"], {"flow": flow, "key": key}
@@ -454,10 +455,10 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 live.append(row)
             if not live:
                 return []
-            ids = self._ids(sorted({r[1] for r in live}))
-            messages = {m[0]: m for m in conn.execute(q["claimed_messages"], {"ids": ids})}
+            messages = self._claimed_messages(conn, live)
             claimed = []
-            for did, mid, flow, tag, key, version, attempts, token, created, payload in live:
+            for row in live:
+                did, mid, flow, tag, key, version, attempts, token, created, payload = row[:10]
                 msg = messages[mid]
                 claimed.append(
                     Claimed(

@@ -182,8 +182,9 @@ class SqliteJournal(GroupCommitJournal):
         }
         return [fresh.pop((m.system, m.source_id), None) for m in messages]
 
-    def _ids(self, ids: Sequence[int]) -> str:
-        return orjson.dumps(list(ids)).decode()
+    def _claimed_messages(self, conn: sqlite3.Connection, rows: list[Any]) -> dict[int, Any]:
+        ids = orjson.dumps(sorted({r[1] for r in rows})).decode()
+        return {m[0]: m for m in conn.execute(self.q["claimed_messages"], {"ids": ids})}
 
     async def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         # Reads go to their own connection: WAL readers never wait for the writer.

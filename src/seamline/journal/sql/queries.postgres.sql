@@ -33,12 +33,10 @@ WITH picked AS (
 UPDATE delivery
 SET state = 'leased', lease_owner = %(owner)s, lease_until = %(until)s,
     lease_token = lease_token + 1, updated_at = %(now)s
-FROM picked WHERE delivery.id = picked.id AND delivery.state = 'pending'
+FROM picked, message m
+WHERE delivery.id = picked.id AND delivery.state = 'pending' AND m.id = delivery.message_id
 RETURNING delivery.id, message_id, flow, flow_version, key, version, attempts, lease_token,
-          created_at, payload;
-
--- claimed_messages: the journaled messages behind claimed deliveries
-SELECT id, system, headers, body FROM message WHERE id = ANY(%(ids)s);
+          created_at, payload, m.system, m.headers, m.body;
 
 -- record_applied: remember the newest source version applied for a key
 INSERT INTO applied (flow, key, version) VALUES (%(flow)s, %(key)s, %(version)s)
