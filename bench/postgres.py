@@ -113,6 +113,18 @@ def server_cpu(pg: LocalPostgres) -> float:
     return total
 
 
+def table_stats(url: str) -> dict[str, list[int]]:
+    """Dead tuples, autovacuum and autoanalyze runs of the busy tables, from the server's
+    statistics (what decides whether vacuum keeps up)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT relname, n_dead_tup, autovacuum_count, autoanalyze_count "
+            "FROM pg_stat_user_tables WHERE relname IN ('message', 'delivery', 'attempt') "
+            "ORDER BY relname"
+        ).fetchall()
+    return {name: [dead, vacuums, analyzes] for name, dead, vacuums, analyzes in rows}
+
+
 DELIVERED = "SELECT count(*) FROM delivery WHERE state = 'delivered'"
 OPEN = (
     "SELECT (SELECT count(*) FROM delivery WHERE state IN ('pending', 'leased')) "
@@ -181,11 +193,7 @@ def landscape(
                 time.sleep(0.2)
             total = time.monotonic() - started
             final = rows(DELIVERED)
-            dead_tuples = (
-                count(url, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'delivery'")
-                if url
-                else None
-            )
+            vacuum = table_stats(url) if url else None
         finally:
             for ps in procs.values():
                 for p in ps:
@@ -204,7 +212,7 @@ def landscape(
         "delivered": final,
         "delivered_per_s_overall": round(final / total),
         "cpu_s_during_load": cpu,
-        "delivery_dead_tuples": dead_tuples,
+        "tables": vacuum,
     }
 
 
@@ -218,9 +226,15 @@ def describe(r: dict[str, Any], rate: float, raw: dict[str, float]) -> str:
         f"{where}, offered {rate:,.0f}/s: acknowledged {r['ingest_per_s']:,.0f}/s "
         f"(p99 {r['ingest_p99_ms']} ms), delivered {r['delivered_during_load_per_s']:,}/s during "
         f"load ({100 * r['delivered_during_load_per_s'] / raw['completed_per_s']:.0f}% of raw), "
+        f"{r['delivered_per_s_overall']:,}/s over load and drain, "
         f"{r['delivered']:,} of {r['acknowledged']:,} in all, backlog "
         f"{r['backlog_at_end_of_load']:,}; CPU s during load {r['cpu_s_during_load']}"
-        + (f"; dead tuples {r['delivery_dead_tuples']:,}" if r["delivery_dead_tuples"] else "")
+        + (
+            "; after the drain, dead tuples / autovacuums / autoanalyzes: "
+            + ", ".join(f"{t} {v[0]:,} / {v[1]} / {v[2]}" for t, v in r["tables"].items())
+            if r["tables"]
+            else ""
+        )
     )
 
 
