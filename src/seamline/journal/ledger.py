@@ -41,7 +41,7 @@ class PostgresLedger:
                 self.url,
                 min_size=1,
                 max_size=POOL_SIZE,
-                kwargs={"row_factory": dict_row, **connection_options(self.timeout, self.url)},
+                kwargs={"row_factory": dict_row, **connection_options(self.timeout)},
                 timeout=self.timeout,
                 open=False,
                 name="budget",

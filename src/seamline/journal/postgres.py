@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from seamline.errors import JournalError
 from seamline.journal.base import ConsoleJournal, Journal, NewMessage
@@ -43,21 +42,19 @@ RETRY_CONNECT = 1.0
 log = logging.getLogger("seamline.journal")
 
 
-PLANNING = "-c plan_cache_mode=force_custom_plan"
+PLANNING = "SET plan_cache_mode = force_custom_plan"
 """Plan every execution for the tables as they are. The queue tables start empty and grow by
 thousands of rows a second; psycopg prepares a statement run five times, and the server would
 then keep one generic plan, made for the empty table. In bench/postgres.py such a plan scanned
 every pending delivery for each one claimed (a claim of 100: 120 ms instead of 3) and cut
 throughput by two thirds, in some runs and not others. Planning afresh costs well under a
-millisecond per statement of a batch."""
+millisecond per statement of a batch. A SET after connecting rather than a startup option:
+poolers such as pgbouncer refuse startup options they do not know."""
 
 
-def connection_options(ack_timeout: float, url: str) -> dict[str, Any]:
-    """Keep a dead server from holding a caller longer than it may wait; plan afresh. The
-    `options` of the journal URL are kept (a keyword would replace them)."""
-    given = conninfo_to_dict(url).get("options")
+def connection_options(ack_timeout: float) -> dict[str, Any]:
+    """Keep a dead server from holding a caller longer than it may wait."""
     return {
-        "options": f"{given} {PLANNING}" if given else PLANNING,
         "connect_timeout": CONNECT_TIMEOUT,
         "keepalives": 1,
         "keepalives_idle": 5,
@@ -135,7 +132,7 @@ class PostgresJournal(GroupCommitJournal):
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         """A new connection to the journal's database (the writer's, or a listener's)."""
         return psycopg.connect(
-            self.url, autocommit=autocommit, **connection_options(self.ack_timeout, self.url)
+            self.url, autocommit=autocommit, **connection_options(self.ack_timeout)
         )
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -152,6 +149,8 @@ class PostgresJournal(GroupCommitJournal):
             check_durable(conn)
             conn.rollback()  # end the transaction the checks began: migrate runs in its own
             migrate(conn)
+            conn.execute(PLANNING)
+            conn.commit()  # a SET made in a transaction lasts for the session once committed
         except BaseException:
             conn.close()
             raise
@@ -219,7 +218,7 @@ class PostgresJournal(GroupCommitJournal):
 
     async def _connect_async(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
-            self.url, autocommit=True, **connection_options(self.ack_timeout, self.url)
+            self.url, autocommit=True, **connection_options(self.ack_timeout)
         )
 
     def listen(self, callback: Callable[[str], None]) -> None:
