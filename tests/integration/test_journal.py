@@ -411,3 +411,51 @@ def test_an_append_stuck_behind_a_stalled_writer_is_refused_and_not_journaled(
 
     run(go())
     assert backend.rows("SELECT source_id FROM message") == [("msg-2",)]
+
+
+RECOUNT = (
+    "SELECT flow, CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying' ELSE state END, "
+    "count(*) FROM delivery GROUP BY 1, 2"
+)
+
+
+def test_flow_counts_agree_with_the_table_after_every_kind_of_change(backend: Backend) -> None:
+    """Settled deliveries are counted from a tally the journal's triggers keep, not by reading
+    the whole table: after each change of state, the counts must be the table's."""
+
+    async def go() -> set[str]:
+        plan = [delivery("f"), delivery("f"), delivery("f"), delivery("f", safe=False)]
+        plan += [delivery("g", "k", coalesce=True), delivery("g", "k", coalesce=True)]
+        journal = await journal_with(backend, plan)  # the first g/k is superseded: skipped
+        seen: set[str] = set()
+
+        async def agree() -> None:
+            counts = {(r.flow, r.state): r.count for r in await journal.flow_counts()}
+            assert all(type(n) is int for n in counts.values())
+            exact = {(f, s): int(n) for f, s, n in await journal._query(RECOUNT)}
+            assert counts == exact
+            seen.update(s for _f, s in counts)
+
+        await agree()
+        a, b, c, unsafe, g = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        await agree()
+        later = time.time() + 60
+        await journal.settle([done(a.id, a.token), done(b.id, b.token, "dead")])
+        await journal.settle([done(c.id, c.token, "pending", due=later)])
+        await agree()
+        await journal.replay([b.id], actor="t", flow_versions={})  # dead, due again
+        await journal.discard([c.id], actor="t", reason="not wanted")  # retrying
+        await agree()
+        await journal.replay([c.id], actor="t", flow_versions={})  # out of a settled state
+        await agree()
+        run_out = f"UPDATE delivery SET lease_until = 0 WHERE id IN ({unsafe.id}, {g.id})"
+        await journal._write(lambda conn: conn.execute(run_out))  # a retry, and a review
+        await journal.expire_leases()
+        await agree()
+        await journal.close()
+        return seen
+
+    seen = asyncio.run(go())
+    assert seen == {
+        *("pending", "retrying", "leased", "delivered", "dead", "discarded", "skipped", "review")
+    }

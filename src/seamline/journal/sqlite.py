@@ -72,8 +72,17 @@ def migrate(conn: sqlite3.Connection) -> int:
 def statements(script: str) -> list[str]:
     """A migration script's statements."""
     # Migrations hold no string literal with "--" in it, so a comment runs to the line's end.
+    # A trigger's body holds statements of its own: a statement ends at the ";" that
+    # completes it, as SQLite's own parser says.
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    found, pending = [], ""
+    for piece in "\n".join(lines).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    return found
 
 
 class SqliteJournal(GroupCommitJournal):
