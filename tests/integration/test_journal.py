@@ -97,6 +97,30 @@ def test_journal_is_wal_with_synchronous_full(journal_path: Path) -> None:
     conn.close()
 
 
+def test_a_long_read_on_sqlite_leaves_the_event_loop_to_ingest(journal_path: Path) -> None:
+    """Reads (a chart, a search, a count) run beside the event loop, not in it: a webhook is
+    journaled and acknowledged while a long read is still going."""
+    slow = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000000) "
+        "SELECT count(*) FROM n"
+    )
+
+    async def go() -> tuple[bool, int | None, int]:
+        journal = SqliteJournal(journal_path)
+        await journal.open()
+        read = asyncio.create_task(journal._query(slow))
+        await asyncio.sleep(0)  # the read has begun
+        appended = await journal.append(message(1))
+        still_reading = not read.done()
+        counted = (await read)[0][0]
+        await journal.close()
+        return still_reading, appended, counted
+
+    still_reading, appended, counted = asyncio.run(go())
+    assert appended is not None and counted == 5_000_000
+    assert still_reading
+
+
 def test_same_source_id_is_journaled_once(backend: Backend) -> None:
     async def go() -> tuple[int | None, int | None, int | None]:
         journal = await opened(backend)

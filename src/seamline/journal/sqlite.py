@@ -8,10 +8,12 @@ a lock convoy, so scaling out is the PostgreSQL journal's job.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,8 @@ class SqliteJournal(GroupCommitJournal):
         self.exclusive = exclusive
         self.q = Q
         self._reader: sqlite3.Connection | None = None
+        self._reads: ThreadPoolExecutor | None = None
+        """The one thread that uses `_reader`: reads run there, one at a time."""
         self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
@@ -127,8 +131,12 @@ class SqliteJournal(GroupCommitJournal):
 
     def _opened(self) -> None:
         self._reader = connect(self.path)
+        self._reads = ThreadPoolExecutor(1, thread_name_prefix="journal-reader")
 
     def _closed(self) -> None:
+        if self._reads is not None:
+            self._reads.shutdown(wait=True)
+            self._reads = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -196,13 +204,21 @@ class SqliteJournal(GroupCommitJournal):
         return {m[0]: m for m in conn.execute(self.q["claimed_messages"], {"ids": ids})}
 
     async def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        # Reads go to their own connection: WAL readers never wait for the writer.
-        return self._read(sql, params)
+        # Reads go to their own connection (WAL readers never wait for the writer) in a thread
+        # of their own: a read of many rows (a chart, a search) takes the event loop's place
+        # for as long as SQLite works, and ingest would wait. SQLite lets go of the GIL while
+        # it steps.
+        if self._reads is None:
+            raise JournalError("the journal is not open")
+        rows: list[Any] = await asyncio.get_running_loop().run_in_executor(
+            self._reads, self._read, sql, params
+        )
+        return rows
 
     async def _query_dicts(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._read(sql, params)]
+        return [dict(r) for r in await self._query(sql, params)]
 
     def _read(self, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:
@@ -215,7 +231,9 @@ class SqliteJournal(GroupCommitJournal):
         return await self._expire(float("inf"))
 
     def integrity_check(self) -> str:
-        return str(self._read("PRAGMA integrity_check")[0][0])
+        if self._reads is None:
+            raise JournalError("the journal is not open")
+        return str(self._reads.submit(self._read, "PRAGMA integrity_check").result()[0][0])
 
 
 _INSERT_MESSAGE = (
