@@ -4,13 +4,17 @@ away and comes back, several processes claiming from one database."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from typing import Any
 
+import psycopg
 import pytest
 
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import NewDelivery, NewMessage, Routing
-from seamline.journal.postgres import PostgresJournal, redacted
+from seamline.journal.postgres import PostgresJournal, migrate, redacted
+from seamline.journal.queries import migrations
 from seamline.sandbox.postgres import LocalPostgres
 from tests.integration.test_journal import done
 
@@ -85,6 +89,95 @@ def test_every_statement_is_planned_for_the_tables_as_they_are_now(postgres_url:
     assert claimed == 20
     assert custom > 0, "no statement was prepared: the test no longer sees what it checks"
     assert generic == 0
+
+
+def test_tally_rows_of_ended_server_processes_are_folded_by_the_hourly_sweep(
+    postgres_url: str,
+) -> None:
+    """Each server process counts settled deliveries in rows of its own; once it has ended,
+    the retention sweep adds its rows into shard 0, and the counts stay what they were."""
+
+    async def settle_one(journal: PostgresJournal, n: int) -> None:
+        mid = await journal.append(message(n))
+        assert mid is not None
+        plain = NewDelivery("f", "v1", "sink", key=None, version=None, safe_retry=True)
+        await journal.route([Routing(mid, "order.created", deliveries=[plain])])
+        (c,) = await journal.claim(target="sink", owner="w", limit=10, lease=30)
+        await journal.settle([done(c.id, c.token)])
+
+    async def go() -> tuple[dict[str, int], dict[str, int], list[Any]]:
+        first, second = PostgresJournal(postgres_url), PostgresJournal(postgres_url)
+        await first.open()
+        await second.open()
+        await settle_one(first, 1)
+        await settle_one(second, 2)
+        ((gone,),) = await second._query("SELECT pg_backend_pid()")
+        await second.close()
+        counts = {r.state: r.count for r in await first.flow_counts()}
+        left: list[Any] = [gone]
+        for _ in range(50):  # until the server has seen the process end
+            await first.purge(before=0.0)
+            left = await first._query("SELECT shard FROM delivery_tally WHERE shard = %s", (gone,))
+            if not left:
+                break
+            await asyncio.sleep(0.1)
+        after = {r.state: r.count for r in await first.flow_counts()}
+        await first.close()
+        return counts, after, left
+
+    counts, after, left = asyncio.run(go())
+    assert counts == {"delivered": 2}
+    assert left == []
+    assert after == counts
+
+
+def test_settles_in_flight_while_the_tally_is_made_are_counted_once(postgres_url: str) -> None:
+    """A hub of the previous version settles a delivery while a new one migrates (several
+    processes may start and run at once): the tally's backfill and its triggers between them
+    count that change exactly once."""
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for number, script in migrations("postgres"):
+            if number >= 10:  # the tally's migration
+                break
+            conn.execute(script.encode())
+            conn.execute("INSERT INTO schema_version VALUES (%s)", (number,))
+        conn.execute(
+            "INSERT INTO message (system, source_id, received_at, state) "
+            "VALUES ('shop', '1', 0, 'routed')"
+        )
+        for state in ("delivered", "leased", "pending"):
+            conn.execute(
+                "INSERT INTO delivery (message_id, flow, flow_version, target, safe_retry, "
+                "state, due_at, created_at, updated_at) "
+                "VALUES (1, 'f', 'v1', 'sink', true, %s, 0, 0, 0)",
+                (state,),
+            )
+    old_hub = psycopg.connect(postgres_url)
+    old_hub.execute("UPDATE delivery SET state = 'delivered' WHERE state = 'leased'")
+    new_hub = psycopg.connect(postgres_url)
+    migrating = threading.Thread(target=migrate, args=(new_hub,))
+    migrating.start()
+    with psycopg.connect(postgres_url, autocommit=True) as watch:
+        for _ in range(100):  # until the migration waits for the old hub's transaction
+            if watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone() != (0,):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the migration never waited for the transaction in flight")
+    old_hub.commit()
+    old_hub.close()
+    migrating.join(timeout=30)
+    new_hub.close()
+
+    async def counts() -> dict[str, int]:
+        journal = PostgresJournal(postgres_url)
+        await journal.open()
+        found = {r.state: r.count for r in await journal.flow_counts()}
+        await journal.close()
+        return found
+
+    assert asyncio.run(counts()) == {"delivered": 2, "pending": 1}
 
 
 def test_while_the_server_is_down_appends_fail_fast_and_resume_when_it_returns(

@@ -679,12 +679,16 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             ).rowcount
             return n
 
+        await self._write(self._compact)
         total = 0
         while True:
             n = await self._write(op)
             total += n
             if n == 0:
                 return total
+
+    def _compact(self, conn: Any) -> None:
+        """Housekeeping that goes with the retention purge (the tally's rows, on PostgreSQL)."""
 
     # --- operators ----------------------------------------------------------------------------
 

@@ -195,6 +195,9 @@ class PostgresJournal(GroupCommitJournal):
         # A source id twice in one group: the first gets the id, the repeat is a duplicate.
         return [fresh.pop((m.system, m.source_id), None) for m in messages]
 
+    def _compact(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(Q["fold_tally"])
+
     def _claimed_messages(self, conn: psycopg.Connection[Any], rows: list[Any]) -> dict[int, Any]:
         # The claim returns each delivery's message (system, headers, body) after its columns:
         # one statement and one round trip fewer per batch.

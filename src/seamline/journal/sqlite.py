@@ -84,6 +84,8 @@ def statements(script: str) -> list[str]:
             if pending.strip(" \n;"):
                 found.append(pending.strip().removesuffix(";").strip())
             pending = ""
+    if pending.strip(" \n;"):
+        raise JournalError(f"a migration ends inside a statement: {pending.strip()[:80]}")
     return found
 
 

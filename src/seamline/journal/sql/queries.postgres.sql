@@ -170,3 +170,14 @@ SELECT floor(created_at / %(bucket)s)::bigint AS born,
        count(*) AS n
 FROM delivery WHERE state IN ('pending', 'leased') OR updated_at >= %(since)s
 GROUP BY 1, 2;
+
+-- fold_tally: the tally rows of server processes that have ended, added into shard 0 (each
+-- process writes rows of its own, and without this the rows would pile up, one set per
+-- connection ever made)
+WITH gone AS (
+    DELETE FROM delivery_tally
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING flow, state, n)
+INSERT INTO delivery_tally (flow, state, shard, n)
+SELECT flow, state, 0, sum(n) FROM gone GROUP BY flow, state
+ON CONFLICT (flow, state, shard) DO UPDATE SET n = delivery_tally.n + excluded.n;

@@ -3,8 +3,8 @@
 -- the whole delivery table, which only grows (retention purges payloads, not rows): at a million
 -- deliveries that count took a second, in the hub's event loop. Open and failed deliveries
 -- (pending, leased, dead, review) are still counted from the table by index: their ages matter,
--- and there are as many as the backlog holds. Only a change into or out of a settled state
--- touches the tally: once per delivery, at its end.
+-- and there are as many as the backlog holds. Here only a change into or out of a settled state
+-- runs a trigger: once per delivery, at its end.
 CREATE TABLE delivery_tally (
     flow  TEXT    NOT NULL,
     state TEXT    NOT NULL,

@@ -2,7 +2,13 @@
 -- as they change (see the SQLite migration 0007). Each server process (one per writer
 -- connection) adds to rows of its own (`shard` = its pid), so writers in different processes
 -- never wait for each other's row locks, nor deadlock on them; readers sum the shards.
--- Statement-level triggers add a whole set statement's changes at once.
+-- Statement-level triggers add a whole set statement's changes at once. Rows of server processes
+-- that have ended are folded into shard 0 by the scheduler's hourly sweep (fold_tally).
+--
+-- Hubs of the previous version may still be settling deliveries while this runs: the lock keeps
+-- their changes out until the triggers are in place, so the backfill and the triggers between
+-- them see every one exactly once.
+LOCK TABLE delivery IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE delivery_tally (
     flow  TEXT    NOT NULL,
     state TEXT    NOT NULL,
