@@ -4,6 +4,7 @@ away and comes back, several processes claiming from one database."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import NewDelivery, NewMessage, Routing
-from seamline.journal.postgres import PostgresJournal, migrate, redacted
+from seamline.journal.postgres import PostgresJournal, Q, migrate, redacted
 from seamline.journal.queries import migrations
 from seamline.sandbox.postgres import LocalPostgres
 from tests.integration.test_journal import done
@@ -178,6 +179,19 @@ def test_settles_in_flight_while_the_tally_is_made_are_counted_once(postgres_url
         return found
 
     assert asyncio.run(counts()) == {"delivered": 2, "pending": 1}
+
+
+def test_every_named_query_is_valid_on_postgresql(postgres_url: str) -> None:
+    """PostgreSQL runs SQLite's named queries unless it has its own: a shared query written in
+    SQLite's dialect only (json_each, INSERT OR IGNORE) needs a PostgreSQL block."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        migrate(conn)
+        for name, sql in Q.items():
+            params = dict.fromkeys(re.findall(r"%\((\w+)\)[sb]", sql))
+            try:
+                conn.execute(f"EXPLAIN {sql}".encode() if not params else f"EXPLAIN {sql}", params)
+            except psycopg.Error as exc:
+                pytest.fail(f"{name}: {str(exc).splitlines()[0]}")
 
 
 def test_while_the_server_is_down_appends_fail_fast_and_resume_when_it_returns(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+
 import pytest
 
 from seamline.journal.queries import parse_blocks, queries
+from seamline.journal.sqlite import migrate
 
 TEXT = """-- first: the first one
 SELECT 1
@@ -37,3 +41,14 @@ def test_every_named_query_of_a_dialect_is_one_statement(dialect: str) -> None:
     for name, sql in queries(dialect).items():
         assert sql.strip(), name
         assert ";" not in sql.rstrip(";"), f"{name} holds more than one statement"
+
+
+def test_every_named_query_of_sqlite_is_valid_on_a_migrated_journal() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    for name, sql in queries("sqlite").items():
+        params = dict.fromkeys(re.findall(r"(?<![:\w]):([a-z_]+)", sql))
+        try:
+            conn.execute(f"EXPLAIN {sql}", params)
+        except sqlite3.Error as exc:
+            pytest.fail(f"{name}: {exc}")

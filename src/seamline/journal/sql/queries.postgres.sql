@@ -38,6 +38,10 @@ WHERE delivery.id = picked.id AND delivery.state = 'pending' AND m.id = delivery
 RETURNING delivery.id, message_id, flow, flow_version, key, version, attempts, lease_token,
           created_at, payload, m.system, m.headers, m.body;
 
+-- claimed_messages: the journaled messages behind deliveries (the claim above returns them
+-- itself, this is the same read by ids)
+SELECT id, system, headers, body FROM message WHERE id = ANY(%(ids)s);
+
 -- record_applied: remember the newest source version applied for a key
 INSERT INTO applied (flow, key, version) VALUES (%(flow)s, %(key)s, %(version)s)
 ON CONFLICT (flow, key) DO UPDATE SET version = greatest(applied.version, excluded.version);
