@@ -232,11 +232,6 @@ class SqliteJournal(GroupCommitJournal):
         """At start of the only hub on this file: every lease belongs to a process that died."""
         return await self._expire(float("inf"))
 
-    def integrity_check(self) -> str:
-        if self._reads is None:
-            raise JournalError("the journal is not open")
-        return str(self._reads.submit(self._read, "PRAGMA integrity_check").result()[0][0])
-
 
 _INSERT_MESSAGE = (
     "INSERT INTO message (system, source_id, received_at, headers, body) VALUES (?, ?, ?, ?, ?) "
