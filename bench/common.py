@@ -26,7 +26,13 @@ def free_port() -> int:
 
 
 def write_project(
-    root: Path, *, hub_port: int, sink_port: int, event: str = "order.updated", loops: int = 2
+    root: Path,
+    *,
+    hub_port: int,
+    sink_port: int,
+    event: str = "order.updated",
+    loops: int = 2,
+    processes: int = 0,
 ) -> str:
     """The sandbox's shop project, tuned for throughput; its secret."""
     return write_shop_project(
@@ -36,6 +42,7 @@ def write_project(
         event=event,
         batch=200,
         loops=loops,
+        processes=processes,
         lease="30s",
         max_pending=50_000,
         timeout="10s",
@@ -54,6 +61,15 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, all its threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def family_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of the processes it started (a hub and its worker processes)."""
+    total = cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += family_cpu_seconds(int(child))
+    return total
 
 
 def other_cpu_cores(seconds: float = 1.0) -> float:

@@ -126,6 +126,10 @@ def run(
             "expire leases, purge (one active at a time). Separate roles need PostgreSQL."
         ),
     ] = "all",
+    worker_of: Annotated[
+        str | None,
+        typer.Option(hidden=True, help="set by a hub for the worker processes it starts"),
+    ] = None,
 ) -> None:
     """Run the hub: by default ingest, router, workers and scheduler in one process."""
     from seamline.engine.hub import ROLES, Hub
@@ -140,7 +144,7 @@ def run(
         host, _, port = listen.rpartition(":")
         address = (host or "127.0.0.1", int(port))
     try:
-        _run(Hub(project, listen=address, role=role).run())
+        _run(Hub(project, listen=address, role=role, worker_of=worker_of).run())
     except SeamlineError as exc:
         err.print(f"[red]cannot start:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None

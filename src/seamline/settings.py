@@ -12,13 +12,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, model_validator
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZES = {"": 1, "b": 1, "kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2, "gib": 1024**3}
 _SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+
+
+def is_postgres(url: str) -> bool:
+    """A journal URL that names a PostgreSQL database (anything else is a SQLite file)."""
+    return url.startswith(("postgresql://", "postgres://"))
 
 
 class Secret:
@@ -148,6 +153,11 @@ class WorkerSettings(Strict):
     lease: Duration = Field(default=60.0, gt=0)
     loops: int = Field(default=2, gt=0, le=16)
     """Claim-deliver-ack loops per target system, so journal work overlaps network waits."""
+    processes: int = Field(default=0, ge=0, le=16)
+    """Deliver from this many processes of their own, which `seamline run` starts, wakes and
+    restarts (0: deliver in the hub's process). On a machine with two or more cores, 1 lets
+    ingest and delivery each have a core. A SQLite journal takes at most 1: the budgets of the
+    target systems are kept in the one process that delivers."""
 
 
 class ConsoleSettings(Strict):
@@ -180,6 +190,16 @@ class HubSettings(Strict):
     console: ConsoleSettings = ConsoleSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _one_delivering_process_on_sqlite(self) -> HubSettings:
+        if self.worker.processes > 1 and not is_postgres(self.journal):
+            raise ValueError(
+                f"worker.processes is {self.worker.processes}, but a SQLite journal takes at most "
+                "1 (the rate budgets and circuits of the targets are kept in the process that "
+                "delivers); use 1, or a PostgreSQL journal for more"
+            )
+        return self
 
     @property
     def host_port(self) -> tuple[str, int]:

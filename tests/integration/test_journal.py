@@ -4,13 +4,18 @@ dedupe, group commit, claims, fencing, failures."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import seamline.journal.sqlite
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import NewDelivery, NewMessage, Routing, Selection, Settlement
 from seamline.journal.group_commit import GroupCommitJournal
@@ -181,6 +186,90 @@ def test_second_hub_on_the_same_file_is_refused(journal_path: Path) -> None:
                 await SqliteJournal(journal_path, exclusive=True).open()
         finally:
             await first.close()
+
+    run(go())
+
+
+def test_one_process_delivers_from_a_file_and_only_it_hands_back_every_lease(
+    journal_path: Path,
+) -> None:
+    async def go() -> None:
+        # Given a hub and its worker process on one file, the worker delivering with a lease
+        hub = SqliteJournal(journal_path, exclusive=True)
+        await hub.open()
+        mid = await hub.append(message(1))
+        assert mid is not None
+        await hub.route([Routing(mid, "order.created", deliveries=[delivery()])])
+        worker = SqliteJournal(journal_path)
+        await worker.open()
+        await worker.hold_deliveries(within=1.0)
+        (claimed,) = await worker.claim(target="target", owner="w1", limit=1, lease=60)
+        # Then no other process may hand back every lease, nor deliver while the worker lives
+        with pytest.raises(JournalError, match="only the process that delivers"):
+            await hub.expire_all_leases()
+        second = SqliteJournal(journal_path)
+        await second.open()
+        with pytest.raises(JournalError, match=r"another process \(pid \d+\) delivers"):
+            await second.hold_deliveries(within=0.3)
+        # And the lease stays the worker's, which records its outcome
+        assert await worker.settle([done(claimed.id, claimed.token)]) == [True]
+        await worker.close()
+        # When the worker is gone, its successor delivers
+        await second.hold_deliveries(within=1.0)
+        assert await second.expire_all_leases() == []
+        await second.close()
+        await hub.close()
+
+    run(go())
+
+
+@contextlib.contextmanager
+def another_process_writing(journal_path: Path) -> Iterator[None]:
+    """Hold the file's write lock as a process in the middle of a write does."""
+    fd = os.open(f"{journal_path}.write.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def test_a_write_waits_while_another_process_writes(journal_path: Path) -> None:
+    async def go() -> None:
+        journal = SqliteJournal(journal_path)
+        await journal.open()
+        # Given another process in the middle of a write (it holds the write lock)
+        with another_process_writing(journal_path):
+            # When this one appends, it waits its turn
+            append = asyncio.ensure_future(journal.append(message(1)))
+            await asyncio.sleep(0.3)
+            assert not append.done()
+        # Then it is written once the other is done
+        assert await append == 1
+        await journal.close()
+
+    run(go())
+
+
+def test_a_write_fails_when_another_process_keeps_writing_too_long(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(seamline.journal.sqlite, "WRITE_WAIT", 0.3)
+
+    async def go() -> None:
+        journal = SqliteJournal(journal_path)
+        await journal.open()
+        # Given another process stopped in the middle of a write
+        with (
+            another_process_writing(journal_path),
+            pytest.raises(JournalError, match="database is locked"),
+        ):
+            # When this one appends, it gives up, as SQLite does on a file locked too long
+            await journal.append(message(1))
+        # Then the next write goes through once the other is done
+        assert await journal.append(message(2)) is not None
+        await journal.close()
 
     run(go())
 

@@ -7,6 +7,7 @@ after and checks the difference.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,14 @@ def run(case: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(case(), 90))
 
 
-def test_metrics_after_real_deliveries_through_a_hub(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 1], ids=["delivered in the hub", "worker process"])
+def test_metrics_after_real_deliveries_through_a_hub(tmp_path: Path, processes: int) -> None:
     async def case() -> None:
         sink = await start_recording_sink(db_path=tmp_path / "sink.db")
         root = tmp_path / "project"
-        secret = write_shop_project(root, hub_port=free_port(), sink_port=sink.port)
+        secret = write_shop_project(
+            root, hub_port=free_port(), sink_port=sink.port, processes=processes
+        )
         project = load_project(root)
         hub = Hub(project)
         running = asyncio.create_task(hub.run())
@@ -74,9 +78,18 @@ def test_metrics_after_real_deliveries_through_a_hub(tmp_path: Path) -> None:
                 if flows[0].total == 40 and flows[0].open == 0:
                     break
                 await asyncio.sleep(0.05)
-            # When /metrics is scraped
-            body, content_type = await render(hub.journal, project)
-            after = parse(body)
+
+            def attempts(samples: Samples) -> float:
+                return value(samples, "seamline_attempt_duration_seconds_count", target="sink")
+
+            # When /metrics is scraped (a worker process reports its counts every second)
+            deadline = time.monotonic() + 10
+            while True:
+                body, content_type = await render(hub.journal, project)
+                after = parse(body)
+                if attempts(after) - attempts(before) >= 40 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
         finally:
             hub.stop()
             await running
@@ -108,6 +121,41 @@ def test_metrics_after_real_deliveries_through_a_hub(tmp_path: Path) -> None:
         assert ("seamline_rejected", (("system", "shop"),)) in after
 
     run(case)
+
+
+def test_counts_of_worker_processes_add_to_the_hubs_and_stay_when_one_ends() -> None:
+    # Given a hub's metrics, and those of two worker processes it started
+    hub, first, second = Metrics(), Metrics(), Metrics()
+    hub.received("shop").inc(10)
+    for worker, n in ((first, 3), (second, 4)):
+        counters = worker.flow("orders", "sink")
+        counters.delivered.inc(n)
+        for _ in range(n):
+            counters.latency.observe(0.2)
+            worker.attempts("sink").observe(0.02)
+
+    def seen() -> tuple[float, float, float, float]:
+        got = parse(hub.exposition())
+        return (
+            value(got, "seamline_received_total", system="shop"),
+            value(got, "seamline_delivered_total", flow="orders", target="sink"),
+            value(got, "seamline_delivery_latency_seconds_bucket", flow="orders", le="0.25"),
+            value(got, "seamline_attempt_duration_seconds_sum", target="sink"),
+        )
+
+    # When the hub hears their reports (again: the latest one counts, not each)
+    for _ in range(2):
+        hub.absorb("worker-1", first.report())
+        hub.absorb("worker-2", second.report())
+    # Then /metrics shows their counts added to its own
+    assert seen() == (10, 7, 7, pytest.approx(0.14))
+    # And when one ends and its successor starts counting from zero, nothing goes back
+    hub.retire("worker-1")
+    assert seen() == (10, 7, 7, pytest.approx(0.14))
+    successor = Metrics()
+    successor.flow("orders", "sink").delivered.inc()
+    hub.absorb("worker-1", successor.report())
+    assert seen()[1] == 8
 
 
 def by_number(body: dict[str, Any]) -> Exchange:

@@ -46,6 +46,13 @@ OMS = "systems/orders-api.yaml"
 
 # (case, edit, file, line, fragment of the message)
 CASES = [
+    (
+        "two worker processes on a SQLite journal",
+        replace("seamline.yaml", "  processes: 0", "  processes: 2"),
+        "seamline.yaml",
+        None,
+        "a SQLite journal takes at most 1",
+    ),
     ("unknown key in a flow", replace(FLOW, "owner:", "ownr:"), FLOW, 2, "unknown key 'ownr'"),
     (
         "unknown key in a system",

@@ -2,14 +2,17 @@
 
 Roles: `ingest` (webhooks in, journaled), `worker` (deliveries out), `scheduler` (routing,
 lease expiry, retention; one active at a time) and `all`. On SQLite one process owns the file
-and runs `all` (or only `ingest`, for a full hub to route later). On PostgreSQL any number of
-processes run any roles; schedulers elect one of themselves with an advisory lock, and
-processes wake each other with LISTEN/NOTIFY.
+and runs `all` (or only `ingest`, for a full hub to route later); with `worker.processes: 1`
+it delivers from a worker process it starts and watches (`worker_process.py`). On PostgreSQL
+any number of processes run any roles; schedulers elect one of themselves with an advisory
+lock, and processes wake each other with LISTEN/NOTIFY.
 
 Start-up order: open the journal, hand back leases a previous process held (SQLite: all of
-them; PostgreSQL: the expired ones), route what was journaled but not routed, start workers,
-then open ingest (`ready`). Shutdown runs backwards: ingest answers 503, the server drains,
-workers finish and record the batch in hand, the journal's last group is committed.
+them, by the one process that delivers; PostgreSQL: the expired ones), route what was
+journaled but not routed, start workers (or worker processes), then open ingest (`ready`).
+Shutdown runs backwards: ingest answers 503, the server drains, workers finish and record the
+batch in hand (worker processes too, told by the end of their stdin), the journal's last
+group is committed.
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ from seamline.engine.budget import Budget, BudgetLedger, BudgetView, Limits, Mem
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
+from seamline.engine.worker_process import HubLink, WorkerProcess, fingerprint, parse_worker_of
 from seamline.errors import ProjectError, SeamlineError, ThrottledError
 from seamline.journal.base import StoredMessage
 from seamline.journal.ledger import PostgresLedger
 from seamline.journal.location import is_postgres, journal_for
 from seamline.journal.postgres import PostgresJournal
+from seamline.journal.sqlite import SqliteJournal
 from seamline.observe.alerts import AlertLoop
+from seamline.observe.metrics import METRICS
 from seamline.observe.trace import tracer
 from seamline.project import Flow, Project, load_project
 
@@ -60,6 +66,8 @@ SHAPES_CURSOR = "shapes"
 LEASE_SWEEP = 2.0
 RETENTION_SWEEP = 3600.0
 SWITCH_INTERVAL = 0.0002
+CHILD_SILENCE = 120.0
+"""A worker process silent this long (no report) is taken for hung, killed and restarted."""
 
 
 Role = Literal["all", "ingest", "worker", "scheduler"]
@@ -67,6 +75,10 @@ ROLES: tuple[Role, ...] = ("all", "ingest", "worker", "scheduler")
 """`all`: every role in this process. `ingest`: only journal webhooks; the messages wait,
 unrouted, for a scheduler. `worker`: claim and deliver. `scheduler`: route, expire leases,
 purge; on PostgreSQL one of the running schedulers is active at a time."""
+
+
+def _ignored() -> None:
+    log.info("signal ignored: a worker process stops when its hub stops it")
 
 
 class _Server(uvicorn.Server):
@@ -86,8 +98,16 @@ class HubState:
 
 class Hub:
     def __init__(
-        self, project: Project, *, listen: tuple[str, int] | None = None, role: Role = "all"
+        self,
+        project: Project,
+        *,
+        listen: tuple[str, int] | None = None,
+        role: Role = "all",
+        worker_of: str | None = None,
     ) -> None:
+        """`worker_of`: this is a worker process started by a hub (`PID:FINGERPRINT` of the
+        hub and its project, `worker_process.py`); it hears from that hub on stdin and reports
+        on stdout."""
         self.project = project
         self.role = role
         settings = project.settings
@@ -96,13 +116,25 @@ class Hub:
         # of them on one host would otherwise contend for the ingest's address.
         self.http = role in ("all", "ingest") or listen is not None
         shared = is_postgres(settings.journal)
-        if not shared and role not in ("all", "ingest"):
+        child = worker_of is not None
+        hub_pid = 0
+        if worker_of is not None:
+            if role != "worker":
+                raise SeamlineError("--worker-of is for worker processes the hub starts")
+            hub_pid, expected = parse_worker_of(worker_of)
+            if fingerprint(project) != expected:
+                raise SeamlineError(
+                    f"the project in {project.dir} is not the one the hub runs (files edited "
+                    "and not applied?): run `seamline apply`, or restart the hub"
+                )
+        if not shared and role not in ("all", "ingest") and not child:
             raise SeamlineError(
                 f"--role {role} needs the PostgreSQL journal: on SQLite one process owns the "
-                "journal file and runs every role (set `journal: postgresql://...`)"
+                "journal file and runs every role (set `journal: postgresql://...`), and "
+                "starts a worker process of its own with `worker: {processes: 1}`"
             )
         self.shared = shared
-        self.journal = journal_for(project, exclusive=True)
+        self.journal = journal_for(project, exclusive=not child)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, Sink] = {}
@@ -200,6 +232,22 @@ class Hub:
         """Alert rules evaluated by the active scheduler; notifications sent from here."""
         self.server: _Server | None = None
         self.started = asyncio.Event()
+        self.children = [
+            WorkerProcess(
+                f"worker-{i + 1}",
+                lambda: self.project,
+                METRICS,
+                stop_within=worker.lease,
+                silence=max(CHILD_SILENCE, worker.lease + CHILD_SILENCE / 2),
+            )
+            for i in range(worker.processes if role == "all" else 0)
+        ]
+        """Worker processes this hub starts (`worker.processes`); then it delivers none itself."""
+        self.link = (
+            HubLink(hub_pid, on_wake=lambda: self._heard("delivery"), on_gone=self.stop)
+            if child
+            else None
+        )
 
     def _safe_retry(self, flow: Flow) -> bool:
         sink = self.sinks.get(flow.spec.target.system)
@@ -221,7 +269,7 @@ class Hub:
 
     @property
     def delivers(self) -> bool:
-        return self.role in ("all", "worker")
+        return self.role == "worker" or (self.role == "all" and not self.children)
 
     @property
     def schedules(self) -> bool:
@@ -235,15 +283,22 @@ class Hub:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+                # A worker process stops when its hub says so (the end of its stdin): a
+                # service manager signalling every process of the service stops the hub.
+                loop.add_signal_handler(sig, self.stop if self.link is None else _ignored)
         listening = self._bind() if self.http else None
         await self.journal.open()
         try:
+            if self.link is not None:
+                await self.link.open()
+            if self.delivers and isinstance(self.journal, SqliteJournal):
+                # A worker process of a hub that died may still be finishing its batch: its
+                # leases are its own until it has recorded the outcomes and exited.
+                await self.journal.hold_deliveries(within=self.project.settings.worker.lease)
+                expired = await self.journal.expire_all_leases()
+                if expired:
+                    log.info("took back %d leases from a previous run", len(expired))
             if self.schedules or self.delivers:
-                if not self.shared and self.role == "all":
-                    expired = await self.journal.expire_all_leases()
-                    if expired:
-                        log.info("took back %d leases from a previous run", len(expired))
                 if self.schedules:
                     if self.shared:
                         self.journal.on_append(lambda _m: self._route_wake.set())
@@ -267,6 +322,9 @@ class Hub:
                     for name, w in (self.workers.items() if self.delivers else ())
                     for i in range(self.project.settings.worker.loops)
                 ]
+                children = [
+                    tg.create_task(c.run(), name=f"process:{c.name}") for c in self.children
+                ]
                 sweeper = None
                 if self.schedules or self.delivers:
                     sweeper = tg.create_task(self._sweep_loop(), name="sweeper")
@@ -278,6 +336,8 @@ class Hub:
                     polling.append(tg.create_task(self.alerts.run(), name="alerts"))
                 if self.schedules and any(c.schedule for c in self.project.checks.values()):
                     polling.append(tg.create_task(self._check_loop(), name="checks"))
+                if self.link is not None:
+                    polling.append(tg.create_task(self.link.report_loop(METRICS), name="report"))
                 serve = None
                 if listening is not None:
                     serve = await self._serve(tg, listening)
@@ -299,6 +359,8 @@ class Hub:
                 for w in self.workers.values():
                     w.stop()
                 await asyncio.gather(*loops)
+                await asyncio.gather(*(c.stop() for c in self.children))
+                await asyncio.gather(*children)
                 self._stop_router = True
                 await self._inbox.put([])  # wakes the router to finish what is queued
                 self._route_wake.set()
@@ -312,6 +374,8 @@ class Hub:
                     await self._publish_warnings()  # what was heard since the last sweep
                 except Exception:
                     log.exception("could not keep the vendors' warnings")
+                if self.link is not None:
+                    self.link.report(METRICS)  # the counts of the last batch
                 log.info(
                     "hub stopped",
                     extra={
@@ -322,6 +386,8 @@ class Hub:
                     },
                 )
         finally:
+            if self.link is not None:
+                self.link.close()
             for sink in self.sinks.values():
                 await sink.close()
             for poller in self.pollers.values():
@@ -447,6 +513,9 @@ class Hub:
                 worker = self.workers.get(d.target)
                 if worker is not None:
                     worker.wake.set()
+        if self.children and any(r.deliveries for r in routings):
+            for child in self.children:
+                child.wake()
 
     async def _poll_loop(self, name: str, poller: Poller) -> None:
         """The active scheduler asks `name` what changed, every `interval` seconds; what it
@@ -496,6 +565,8 @@ class Hub:
         expired = await self.journal.expire_leases()
         if expired:
             log.warning("leases expired", extra={"deliveries": expired[:20], "count": len(expired)})
+            for child in self.children:
+                child.wake()
         if self.shared:
             self._route_wake.set()  # in case a notification was lost
         else:
@@ -615,7 +686,18 @@ class Hub:
             await self.journal.set_cursor(SHAPES_CURSOR, orjson.dumps(self.shapes.state()).decode())
         for name, warnings in self.warnings.items():
             if warnings:
-                await self.journal.set_cursor(f"warnings:{name}", orjson.dumps(warnings).decode())
+                await self._keep_warnings(name, warnings)
+
+    async def _keep_warnings(self, system: str, warnings: dict[str, float]) -> None:
+        """Add to what is kept for `system`: other processes (a worker process, the ingest)
+        keep what they heard in the same place."""
+        stored = await self.journal.get_cursor(f"warnings:{system}")
+        kept: dict[str, float] = orjson.loads(stored) if stored else {}
+        merged = dict(kept)
+        for text, since in warnings.items():
+            merged[text] = min(since, merged.get(text, since))
+        if merged != kept:
+            await self.journal.set_cursor(f"warnings:{system}", orjson.dumps(merged).decode())
 
     async def _sweep_targets(self) -> None:
         # Deliveries of a target whose circuit just closed are due now, not at their backoff.

@@ -16,12 +16,11 @@ from pathlib import Path
 from seamline.errors import JournalError
 from seamline.journal.group_commit import GroupCommitJournal
 from seamline.project import Project
+from seamline.settings import is_postgres
+
+__all__ = ["is_postgres", "journal_file", "journal_for", "postgres_url"]
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
 
 
 def postgres_url(url: str, environ: Mapping[str, str] | None = None) -> str:

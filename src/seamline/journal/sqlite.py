@@ -1,9 +1,16 @@
 """`SqliteJournal`: one file, one writer thread, group commit (see `group_commit.py`).
 
 Start-up checks that the file is in WAL mode with `synchronous=FULL`, the settings under which
-a committed transaction survives a crash of the process and of the machine. One hub process
-owns a file (an exclusive lock beside it): two processes writing one SQLite file collapse into
-a lock convoy, so scaling out is the PostgreSQL journal's job.
+a committed transaction survives a crash of the process and of the machine.
+
+Locks beside the file (`flock`, released by the kernel when a process dies):
+- `<file>.lock`: the one hub process (`exclusive`);
+- `<file>.deliver.lock`: the one process that delivers (`hold_deliveries`), the hub's own or a
+  worker process it started. It alone hands back leases left by a dead process;
+- `<file>.write.lock`: held for each write transaction. Writers in several processes (the hub,
+  its worker process, an operator's command) take turns on it. SQLite's own wait for its lock
+  sleeps 1, 2, 5, 10 ms and more between tries, and a writer that commits often starved the
+  other; the kernel hands a released `flock` to the next waiter at once.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import asyncio
 import fcntl
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +34,8 @@ from seamline.journal.group_commit import GroupCommitJournal
 from seamline.journal.queries import migrations, queries
 
 Q = queries("sqlite")
+WRITE_WAIT = 10.0
+"""Longest a write waits for another process's (SQLite's `busy_timeout` is as long)."""
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -111,6 +122,9 @@ class SqliteJournal(GroupCommitJournal):
         self._reads: ThreadPoolExecutor | None = None
         """The one thread that uses `_reader`: reads run there, one at a time."""
         self._lock_fd: int | None = None
+        self._deliver_fd: int | None = None
+        self._write_fd: int | None = None
+        self._waiter: _LockWaiter | None = None
 
     def __repr__(self) -> str:
         return f"SqliteJournal({str(self.path)!r})"
@@ -129,6 +143,8 @@ class SqliteJournal(GroupCommitJournal):
         conn = connect(self.path)
         check_durable(conn)
         migrate(conn)
+        if self._write_fd is None:
+            self._write_fd = _lock_file(self.path, "write")
         return conn
 
     def _opened(self) -> None:
@@ -142,37 +158,87 @@ class SqliteJournal(GroupCommitJournal):
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._waiter is not None:
+            self._waiter.stop()
+            self._waiter = None
+        for name in ("_lock_fd", "_deliver_fd", "_write_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
 
     def _take_lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = _lock_file(self.path, "")
+        if not _try_lock(fd):
             os.close(fd)
             raise JournalError(
                 f"another Seamline hub is running on {self.path}; one hub process owns a "
                 "SQLite journal (use PostgreSQL to run several)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+            )
         self._lock_fd = fd
+
+    async def hold_deliveries(self, *, within: float) -> None:
+        """Become the one process that delivers from this file, waiting up to `within`
+        seconds for one that is finishing (a worker process whose hub died finishes its batch
+        first). Then every lease left in the file is a dead process's, and is handed back."""
+        fd = _lock_file(self.path, "deliver")
+        deadline = time.monotonic() + within
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise JournalError(
+                    f"another process (pid {holder or '?'}) delivers from {self.path}; one "
+                    "process delivers from a SQLite journal: stop it, or use PostgreSQL"
+                )
+            await asyncio.sleep(0.1)
+        self._deliver_fd = fd
 
     # --- the dialect --------------------------------------------------------------------------
 
     def _begin(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+        if self._write_fd is not None:
+            self._lock_writes(self._write_fd)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._unlock_writes()
+            raise
 
     def _commit(self, conn: sqlite3.Connection) -> None:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        finally:
+            self._unlock_writes()
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
-        # SQLite may already have rolled back on its own (SQLITE_FULL, SQLITE_IOERR).
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        try:
+            # SQLite may already have rolled back on its own (SQLITE_FULL, SQLITE_IOERR).
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            self._unlock_writes()
+
+    def _lock_writes(self, fd: int) -> None:
+        """Take the write lock; while another process writes, wait for the kernel to hand it
+        over (at once, where polling let the busier writer starve the other), for at most
+        `WRITE_WAIT` seconds, then fail as SQLite does when its file stays locked."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if self._waiter is None:
+            self._waiter = _LockWaiter(fd)
+        if not self._waiter.wait(WRITE_WAIT):
+            raise sqlite3.OperationalError(
+                f"database is locked: another process has been writing {self.path} for over "
+                f"{WRITE_WAIT:.0f} s (stopped or hung?)"
+            )
+
+    def _unlock_writes(self) -> None:
+        if self._write_fd is not None:
+            fcntl.flock(self._write_fd, fcntl.LOCK_UN)
 
     def _driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
@@ -229,7 +295,9 @@ class SqliteJournal(GroupCommitJournal):
         return list(self._reader.execute(sql, params))
 
     async def expire_all_leases(self) -> list[int]:
-        """At start of the only hub on this file: every lease belongs to a process that died."""
+        """Once `hold_deliveries` is held: every lease belongs to a process that died."""
+        if self._deliver_fd is None:
+            raise JournalError("only the process that delivers may hand back every lease")
         return await self._expire(float("inf"))
 
 
@@ -238,6 +306,68 @@ _INSERT_MESSAGE = (
     "ON CONFLICT (system, source_id) DO NOTHING"
 )
 _NEW_MESSAGES = "SELECT id, system, source_id FROM message WHERE id > ?"
+
+
+class _LockWaiter:
+    """Waits for an exclusive `flock` in a thread of its own, so that the writer can give up
+    after a time (a blocked `flock` cannot be interrupted). A lock is held by the open file,
+    not the thread: once taken here, the writer holds it. Taken after the writer gave up, it
+    is let go at once."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._cond = threading.Condition()
+        self._wanted = False
+        self._granted = False
+        self._stopping = False
+        threading.Thread(target=self._run, name="journal-write-lock", daemon=True).start()
+
+    def wait(self, timeout: float) -> bool:
+        with self._cond:
+            self._wanted, self._granted = True, False
+            self._cond.notify_all()
+            granted = self._cond.wait_for(lambda: self._granted, timeout)
+            self._wanted = self._granted = False
+            return granted
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._wanted or self._stopping)
+                if self._stopping:
+                    return
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+                with self._cond:
+                    if self._wanted and not self._stopping:
+                        self._wanted, self._granted = False, True
+                        self._cond.notify_all()
+                        continue
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            except OSError:  # the journal closed the file while this waited
+                return
+
+
+def _lock_file(path: Path, kind: str) -> int:
+    """The open lock file `<journal>.lock` or `<journal>.<kind>.lock`."""
+    name = f"{path.name}.{kind}.lock" if kind else f"{path.name}.lock"
+    return os.open(path.with_name(name), os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the lock without waiting, and write this process's id into the file."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return True
 
 
 def _conforms(journal: SqliteJournal) -> Journal:

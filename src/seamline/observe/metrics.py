@@ -24,6 +24,10 @@ Read from the journal at each scrape (the same for every process, whoever did th
 | `seamline_rejected`                | system      | rejected messages not replayed               |
 | `seamline_alert_firing`            | rule, subject, severity | 1 per firing alert (`alerts.py`) |
 
+A worker process that the hub started (`worker.processes`) reports its counts to the hub every
+second (`report`); the hub's `/metrics` shows them added to its own (`absorb`), and keeps a
+process's last counts when it ends (`retire`), so totals never go back when one is restarted.
+
 The metrics live in their own `CollectorRegistry`, never the process-global one. Engine code
 holds its series (`FlowCounters`, `received(system)`, `attempts(target)`), so a message costs an
 addition, not a label lookup; the series are plain numbers the scrape reads (the engine bumps
@@ -37,6 +41,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -83,6 +88,13 @@ class Spread:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def add(self, counts: Sequence[int], total: float) -> None:
+        """Add another process's counts of the same buckets."""
+        if len(counts) != len(self.counts):
+            raise ValueError(f"{len(counts)} buckets reported, {len(self.counts)} expected")
+        self.counts = [a + int(b) for a, b in zip(self.counts, counts, strict=True)]
+        self.sum += float(total)
+
     def buckets(self) -> list[tuple[str, float]]:
         """Cumulative counts, as the exposition has them."""
         out, total = [], 0
@@ -112,8 +124,47 @@ class Metrics:
         self._dead: dict[tuple[str, ...], Count] = {}
         self._latency: dict[tuple[str, ...], Spread] = {}
         self._attempt: dict[tuple[str, ...], Spread] = {}
+        self._reports: dict[str, Report] = {}
+        """The latest counts of each live process this one started, by its name."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+
+    def _counts(self) -> dict[str, dict[tuple[str, ...], Count]]:
+        return {
+            "received": self._received,
+            "delivered": self._delivered,
+            "retried": self._retried,
+            "dead": self._dead,
+        }
+
+    def _spreads(self) -> dict[str, tuple[tuple[float, ...], dict[tuple[str, ...], Spread]]]:
+        return {
+            "latency": (LATENCY_BUCKETS, self._latency),
+            "attempt": (ATTEMPT_BUCKETS, self._attempt),
+        }
+
+    def report(self) -> Report:
+        """This process's counts, as plain data for the hub that started it."""
+        return {
+            "counts": {
+                kind: [[list(labels), c.value] for labels, c in series.items()]
+                for kind, series in self._counts().items()
+            },
+            "spreads": {
+                kind: [[list(labels), s.counts, s.sum] for labels, s in series.items()]
+                for kind, (_bounds, series) in self._spreads().items()
+            },
+        }
+
+    def absorb(self, source: str, report: Report) -> None:
+        """The latest `report` of the process `source`: shown added to this one's counts."""
+        self._reports[source] = report
+
+    def retire(self, source: str) -> None:
+        """`source` ended: its last counts become this process's own."""
+        report = self._reports.pop(source, None)
+        if report is not None:
+            _fold(self, report)
 
     def received(self, system: str) -> Count:
         return self._received.setdefault((system,), Count())
@@ -131,6 +182,22 @@ class Metrics:
         return self._attempt.setdefault((target,), Spread(ATTEMPT_BUCKETS))
 
     def collect(self) -> Iterator[Metric]:
+        merged = self
+        if self._reports:
+            merged = Metrics.__new__(Metrics)
+            merged._received, merged._delivered, merged._retried, merged._dead = (
+                _copy_counts(self._received),
+                _copy_counts(self._delivered),
+                _copy_counts(self._retried),
+                _copy_counts(self._dead),
+            )
+            merged._latency = _copy_spreads(self._latency)
+            merged._attempt = _copy_spreads(self._attempt)
+            for report in list(self._reports.values()):
+                _fold(merged, report)
+        yield from merged._families()
+
+    def _families(self) -> Iterator[Metric]:
         counters = (
             ("seamline_received", "Webhooks journaled", ["system"], self._received),
             (
@@ -174,6 +241,39 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+Report = dict[str, dict[str, list[list[Any]]]]
+"""`Metrics.report()`: {"counts": {kind: [[labels, value]]}, "spreads": {kind: [[labels,
+bucket counts, sum]]}}."""
+
+
+def _fold(into: Metrics, report: Report) -> None:
+    counts, spreads = into._counts(), into._spreads()
+    for kind, rows in report.get("counts", {}).items():
+        count_series = counts[kind]
+        for labels, value in rows:
+            count_series.setdefault(tuple(labels), Count()).inc(float(value))
+    for kind, rows in report.get("spreads", {}).items():
+        bounds, spread_series = spreads[kind]
+        for labels, bucket_counts, total in rows:
+            spread_series.setdefault(tuple(labels), Spread(bounds)).add(bucket_counts, total)
+
+
+def _copy_counts(series: dict[tuple[str, ...], Count]) -> dict[tuple[str, ...], Count]:
+    out = {}
+    for labels, count in series.items():
+        out[labels] = Count()
+        out[labels].value = count.value
+    return out
+
+
+def _copy_spreads(series: dict[tuple[str, ...], Spread]) -> dict[tuple[str, ...], Spread]:
+    out = {}
+    for labels, spread in series.items():
+        out[labels] = Spread(spread.bounds)
+        out[labels].add(spread.counts, spread.sum)
+    return out
 
 
 METRICS = Metrics()

@@ -20,6 +20,7 @@ def write_shop_project(
     event: str = "order.updated",
     batch: int = 100,
     loops: int = 2,
+    processes: int = 0,
     lease: str = "10s",
     max_pending: int = 20_000,
     timeout: str = "5s",
@@ -39,7 +40,7 @@ def write_shop_project(
     (root / "secrets" / "shop.secret").write_text(secret)
     (root / "seamline.yaml").write_text(
         f"listen: 127.0.0.1:{hub_port}\n"
-        f"worker: {{batch: {batch}, lease: {lease}, loops: {loops}}}\n"
+        f"worker: {{batch: {batch}, lease: {lease}, loops: {loops}, processes: {processes}}}\n"
         f"ingest: {{max_pending: {max_pending}}}\nlog_level: warning\n"
         + (f"journal: {journal}\n" if journal else "")
     )
