@@ -158,6 +158,35 @@ def test_counts_of_worker_processes_add_to_the_hubs_and_stay_when_one_ends() -> 
     assert seen()[1] == 8
 
 
+@pytest.mark.parametrize(
+    "report",
+    [
+        [],
+        None,
+        {"counts": {"sold": [[["shop"], 1]]}},
+        {"spreads": {"attempt": [[["sink"], [1, 2, 3], 0.5]]}},
+        {"counts": {"delivered": [[["orders", "sink"], "many"]]}},
+    ],
+    ids=["a list", "nothing", "an unknown counter", "other buckets", "not a number"],
+)
+def test_what_is_not_a_report_is_refused_and_metrics_stay_readable(report: Any) -> None:
+    hub = Metrics()
+    good = Metrics()
+    good.flow("orders", "sink").delivered.inc(2)
+    hub.absorb("worker-1", good.report())
+    # When a worker process writes something that is not a report of these metrics
+    with pytest.raises(ValueError, match="not a metrics report"):
+        hub.absorb("worker-1", report)
+    # Then its last good report still counts, and /metrics and its end are unharmed
+    got = parse(hub.exposition())
+    assert value(got, "seamline_delivered_total", flow="orders", target="sink") == 2
+    hub.retire("worker-1")
+    assert (
+        value(parse(hub.exposition()), "seamline_delivered_total", flow="orders", target="sink")
+        == 2
+    )
+
+
 def by_number(body: dict[str, Any]) -> Exchange:
     number = body.get("number")
     if number == 1:

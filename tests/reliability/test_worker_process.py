@@ -73,7 +73,7 @@ def test_killed_worker_processes_and_hub_lose_nothing_acknowledged_and_apply_not
     project = write_project(tmp_path / "project", sink_port=sink.port, processes=1)
     land = Landscape(sink, project, Hub(project, tmp_path / "hub.log"), tmp_path / "hist.jsonl")
 
-    async def go() -> None:
+    async def go() -> int:
         await land.hub.start()
         sender = asyncio.create_task(
             land.send(
@@ -104,11 +104,14 @@ def test_killed_worker_processes_and_hub_lose_nothing_acknowledged_and_apply_not
         summary = await sender
         assert summary.ok == 4000, summary
         await drained(project.journal, within=90)
+        return await worker_process(land.hub, besides=killed | {orphan})
 
     try:
-        asyncio.run(go())
+        last = asyncio.run(go())
     finally:
         land.stop()
+    # And the hub, stopped, stopped its worker process before it exited
+    assert not running(last)
     # And every acknowledged webhook was applied, none twice
     result = land.verdict()
     assert not result.lost, result.table()

@@ -51,6 +51,7 @@ from seamline.journal.postgres import PostgresJournal
 from seamline.journal.sqlite import SqliteJournal
 from seamline.observe.alerts import AlertLoop
 from seamline.observe.metrics import METRICS
+from seamline.observe.status import WORKER_WARNINGS
 from seamline.observe.trace import tracer
 from seamline.project import Flow, Project, load_project
 
@@ -684,20 +685,13 @@ class Hub:
         if self.schedules and self.shapes.samples != self._shapes_kept:
             self._shapes_kept = self.shapes.samples
             await self.journal.set_cursor(SHAPES_CURSOR, orjson.dumps(self.shapes.state()).decode())
+        # A worker process keeps what it heard beside its hub's (`status` shows both).
+        suffix = WORKER_WARNINGS if self.link is not None else ""
         for name, warnings in self.warnings.items():
             if warnings:
-                await self._keep_warnings(name, warnings)
-
-    async def _keep_warnings(self, system: str, warnings: dict[str, float]) -> None:
-        """Add to what is kept for `system`: other processes (a worker process, the ingest)
-        keep what they heard in the same place."""
-        stored = await self.journal.get_cursor(f"warnings:{system}")
-        kept: dict[str, float] = orjson.loads(stored) if stored else {}
-        merged = dict(kept)
-        for text, since in warnings.items():
-            merged[text] = min(since, merged.get(text, since))
-        if merged != kept:
-            await self.journal.set_cursor(f"warnings:{system}", orjson.dumps(merged).decode())
+                await self.journal.set_cursor(
+                    f"warnings:{name}{suffix}", orjson.dumps(warnings).decode()
+                )
 
     async def _sweep_targets(self) -> None:
         # Deliveries of a target whose circuit just closed are due now, not at their backoff.

@@ -38,6 +38,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from importlib import metadata
 
 import orjson
 
@@ -56,9 +57,11 @@ REPORT_LIMIT = 64 * 1024 * 1024
 
 
 def fingerprint(project: Project) -> str:
-    """What a worker process must run to deliver for this hub: flow versions, systems and
-    settings (secrets as references, never their values)."""
+    """What a worker process must run to deliver for this hub: the version of Seamline, flow
+    versions, systems and settings (secrets as references, never their values)."""
     digest = hashlib.sha256()
+    with contextlib.suppress(metadata.PackageNotFoundError):  # run from a source tree
+        digest.update(f"seamline {metadata.version('seamline')}\n".encode())
     for name, flow in sorted(project.flows.items()):
         digest.update(f"flow {name} {flow.version}\n".encode())
     for name, system in sorted(project.systems.items()):
@@ -110,7 +113,11 @@ class WorkerProcess:
         delay = RESTART_FIRST
         while not self._stopping.is_set():
             started = time.monotonic()
-            code = await self._run_once()
+            try:
+                code = await self._run_once()
+            except OSError as exc:  # could not start one (no memory, too many processes)
+                code = None
+                log.error("worker process %s could not start: %s", self.name, exc)
             if self._stopping.is_set():
                 return
             delay = RESTART_FIRST if time.monotonic() - started > STEADY else delay
@@ -137,20 +144,20 @@ class WorkerProcess:
         self.starts += 1
         self._heard_at = time.monotonic()
         log.info("worker process started", extra={"worker": self.name, "pid": proc.pid})
-        if self._stopping.is_set():  # `stop` came while this one was starting
-            self._close_stdin(proc)
         watch = asyncio.create_task(self._watch(proc))
         try:
+            if self._stopping.is_set():  # `stop` came while this one was starting
+                await self._finish(proc)
             await self._read_reports(proc)
             return await proc.wait()
         finally:
             watch.cancel()
-            self.metrics.retire(self.name)
             if proc.returncode is None:  # this task was cancelled: leave no process behind
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
             self._proc = None
+            self.metrics.retire(self.name)
 
     async def _read_reports(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -200,8 +207,10 @@ class WorkerProcess:
         `stop_within` seconds."""
         self._stopping.set()
         proc = self._proc
-        if proc is None:
-            return
+        if proc is not None:
+            await self._finish(proc)
+
+    async def _finish(self, proc: asyncio.subprocess.Process) -> None:
         self._close_stdin(proc)
         try:
             await asyncio.wait_for(proc.wait(), self.stop_within)

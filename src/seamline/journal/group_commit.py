@@ -125,6 +125,11 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         """True if `exc` means the connection is gone (the group failed as a whole, reconnect)."""
         return False
 
+    def _busy(self, exc: BaseException) -> bool:
+        """True if `exc` means another process kept the journal too long (the group is refused
+        as a whole, without trying each change alone)."""
+        return False
+
     def listen(self, callback: Callable[[str], None]) -> None:
         """Hear what other processes changed; one process per SQLite file has nobody to hear."""
 
@@ -268,6 +273,13 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 results = self._run_ops(conn, group)
                 break
             except Exception as exc:
+                if self._busy(exc):
+                    # Waited its time for another process's write: one by one, each would wait
+                    # as long again. The group is refused as a whole, as when the queue is full.
+                    self._safe_rollback(conn)
+                    busy = JournalBusy(f"the journal is busy: {exc}")
+                    self._hand_out(group, [(False, busy)] * len(group))
+                    return
                 if not self._lost(exc):
                     self._safe_rollback(conn)
                     self._hand_out(group, [self._commit_one(p) for p in group])

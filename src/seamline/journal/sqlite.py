@@ -123,8 +123,7 @@ class SqliteJournal(GroupCommitJournal):
         """The one thread that uses `_reader`: reads run there, one at a time."""
         self._lock_fd: int | None = None
         self._deliver_fd: int | None = None
-        self._write_fd: int | None = None
-        self._waiter: _LockWaiter | None = None
+        self._writes: _WriteLock | None = None
 
     def __repr__(self) -> str:
         return f"SqliteJournal({str(self.path)!r})"
@@ -143,8 +142,8 @@ class SqliteJournal(GroupCommitJournal):
         conn = connect(self.path)
         check_durable(conn)
         migrate(conn)
-        if self._write_fd is None:
-            self._write_fd = _lock_file(self.path, "write")
+        if self._writes is None:
+            self._writes = _WriteLock(self.path.with_name(f"{self.path.name}.write.lock"))
         return conn
 
     def _opened(self) -> None:
@@ -158,10 +157,10 @@ class SqliteJournal(GroupCommitJournal):
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        if self._waiter is not None:
-            self._waiter.stop()
-            self._waiter = None
-        for name in ("_lock_fd", "_deliver_fd", "_write_fd"):
+        if self._writes is not None:
+            self._writes.close()
+            self._writes = None
+        for name in ("_lock_fd", "_deliver_fd"):
             fd = getattr(self, name)
             if fd is not None:
                 os.close(fd)
@@ -197,8 +196,13 @@ class SqliteJournal(GroupCommitJournal):
     # --- the dialect --------------------------------------------------------------------------
 
     def _begin(self, conn: sqlite3.Connection) -> None:
-        if self._write_fd is not None:
-            self._lock_writes(self._write_fd)
+        # Writers of this file in other processes take turns on the write lock: the kernel
+        # hands it to a waiting one at once (SQLite's own wait sleeps, and starved one).
+        if self._writes is not None and not self._writes.acquire(WRITE_WAIT):
+            raise WriteLockBusy(
+                f"database is locked: another process has been writing {self.path} for over "
+                f"{WRITE_WAIT:.0f} s (stopped or hung?)"
+            )
         try:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException:
@@ -219,26 +223,12 @@ class SqliteJournal(GroupCommitJournal):
         finally:
             self._unlock_writes()
 
-    def _lock_writes(self, fd: int) -> None:
-        """Take the write lock; while another process writes, wait for the kernel to hand it
-        over (at once, where polling let the busier writer starve the other), for at most
-        `WRITE_WAIT` seconds, then fail as SQLite does when its file stays locked."""
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
-        if self._waiter is None:
-            self._waiter = _LockWaiter(fd)
-        if not self._waiter.wait(WRITE_WAIT):
-            raise sqlite3.OperationalError(
-                f"database is locked: another process has been writing {self.path} for over "
-                f"{WRITE_WAIT:.0f} s (stopped or hung?)"
-            )
-
     def _unlock_writes(self) -> None:
-        if self._write_fd is not None:
-            fcntl.flock(self._write_fd, fcntl.LOCK_UN)
+        if self._writes is not None:
+            self._writes.release()
+
+    def _busy(self, exc: BaseException) -> bool:
+        return isinstance(exc, WriteLockBusy)
 
     def _driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
@@ -308,49 +298,87 @@ _INSERT_MESSAGE = (
 _NEW_MESSAGES = "SELECT id, system, source_id FROM message WHERE id > ?"
 
 
-class _LockWaiter:
-    """Waits for an exclusive `flock` in a thread of its own, so that the writer can give up
-    after a time (a blocked `flock` cannot be interrupted). A lock is held by the open file,
-    not the thread: once taken here, the writer holds it. Taken after the writer gave up, it
-    is let go at once."""
+class WriteLockBusy(sqlite3.OperationalError):
+    """Another process has held the write lock longer than `WRITE_WAIT`."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+
+class _WriteLock:
+    """The exclusive `flock` on `<journal>.write.lock`, taken and let go by the writer thread,
+    waited for in a thread of its own so that the writer can give up after a time (a blocked
+    `flock` cannot be interrupted). A lock belongs to the open file, not the thread: taken by
+    the waiting thread, the writer holds it. All taking and letting go happens under `_cond`,
+    and never while the waiting thread is in `flock`, so neither can let go of the other's."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self._cond = threading.Condition()
+        self._held = False
+        """The writer holds the lock."""
+        self._blocked = False
+        """The waiting thread is in `flock`."""
         self._wanted = False
+        """The writer waits for the waiting thread."""
         self._granted = False
         self._stopping = False
-        threading.Thread(target=self._run, name="journal-write-lock", daemon=True).start()
+        self._thread: threading.Thread | None = None
 
-    def wait(self, timeout: float) -> bool:
+    def acquire(self, timeout: float) -> bool:
         with self._cond:
+            if not self._blocked:
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    self._held = True
+                    return True
+                except BlockingIOError:
+                    self._blocked = True
+                    if self._thread is None or not self._thread.is_alive():
+                        self._thread = threading.Thread(
+                            target=self._wait, name="journal-write-lock", daemon=True
+                        )
+                        self._thread.start()
+                    self._cond.notify_all()
             self._wanted, self._granted = True, False
-            self._cond.notify_all()
             granted = self._cond.wait_for(lambda: self._granted, timeout)
             self._wanted = self._granted = False
+            self._held = granted
             return granted
 
-    def stop(self) -> None:
+    def release(self) -> None:
+        with self._cond:
+            if self._held:
+                self._held = False
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Let go, and close the file now, or when the waiting thread is out of `flock`."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            if not self._blocked:
+                os.close(self.fd)
 
-    def _run(self) -> None:
+    def _wait(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._wanted or self._stopping)
-                if self._stopping:
+                self._cond.wait_for(lambda: self._blocked or self._stopping)
+                if self._stopping and not self._blocked:
                     return
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX)
+            except OSError:  # not expected; the writer then tries again without this thread
                 with self._cond:
-                    if self._wanted and not self._stopping:
-                        self._wanted, self._granted = False, True
-                        self._cond.notify_all()
-                        continue
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-            except OSError:  # the journal closed the file while this waited
+                    self._blocked = False
                 return
+            with self._cond:
+                self._blocked = False
+                if self._stopping:
+                    os.close(self.fd)  # lets the lock go
+                    return
+                if self._wanted:
+                    self._granted = True
+                    self._cond.notify_all()
+                else:  # the writer gave up waiting: let it go for the others
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
 def _lock_file(path: Path, kind: str) -> int:

@@ -129,6 +129,13 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
+    def _empty(self) -> Metrics:
+        """Without a registry: a scratch copy to fold reports into."""
+        self._received, self._delivered, self._retried, self._dead = {}, {}, {}, {}
+        self._latency, self._attempt = {}, {}
+        self._reports = {}
+        return self
+
     def _counts(self) -> dict[str, dict[tuple[str, ...], Count]]:
         return {
             "received": self._received,
@@ -157,7 +164,13 @@ class Metrics:
         }
 
     def absorb(self, source: str, report: Report) -> None:
-        """The latest `report` of the process `source`: shown added to this one's counts."""
+        """The latest `report` of the process `source`: shown added to this one's counts.
+        Raises ValueError, and keeps the last good one, if it is not a report of these
+        metrics (another version of Seamline, say)."""
+        try:
+            _fold(Metrics.__new__(Metrics)._empty(), report)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a metrics report: {exc}") from None
         self._reports[source] = report
 
     def retire(self, source: str) -> None:
@@ -184,15 +197,8 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         merged = self
         if self._reports:
-            merged = Metrics.__new__(Metrics)
-            merged._received, merged._delivered, merged._retried, merged._dead = (
-                _copy_counts(self._received),
-                _copy_counts(self._delivered),
-                _copy_counts(self._retried),
-                _copy_counts(self._dead),
-            )
-            merged._latency = _copy_spreads(self._latency)
-            merged._attempt = _copy_spreads(self._attempt)
+            merged = Metrics.__new__(Metrics)._empty()
+            _fold(merged, self.report())
             for report in list(self._reports.values()):
                 _fold(merged, report)
         yield from merged._families()
@@ -250,6 +256,8 @@ bucket counts, sum]]}}."""
 
 def _fold(into: Metrics, report: Report) -> None:
     counts, spreads = into._counts(), into._spreads()
+    if not isinstance(report, dict):
+        raise TypeError(f"a report is an object, not {type(report).__name__}")
     for kind, rows in report.get("counts", {}).items():
         count_series = counts[kind]
         for labels, value in rows:
@@ -258,22 +266,6 @@ def _fold(into: Metrics, report: Report) -> None:
         bounds, spread_series = spreads[kind]
         for labels, bucket_counts, total in rows:
             spread_series.setdefault(tuple(labels), Spread(bounds)).add(bucket_counts, total)
-
-
-def _copy_counts(series: dict[tuple[str, ...], Count]) -> dict[tuple[str, ...], Count]:
-    out = {}
-    for labels, count in series.items():
-        out[labels] = Count()
-        out[labels].value = count.value
-    return out
-
-
-def _copy_spreads(series: dict[tuple[str, ...], Spread]) -> dict[tuple[str, ...], Spread]:
-    out = {}
-    for labels, spread in series.items():
-        out[labels] = Spread(spread.bounds)
-        out[labels].add(spread.counts, spread.sum)
-    return out
 
 
 METRICS = Metrics()

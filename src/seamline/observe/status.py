@@ -16,6 +16,9 @@ from seamline.journal.base import Journal
 from seamline.project import Project
 
 OPEN_STATES = ("pending", "retrying", "leased")
+WORKER_WARNINGS = "@worker"
+"""Suffix of the cursor where worker processes keep what targets told them (`warnings:NAME`
+is the hub's, for what sources and pollers said)."""
 
 
 @dataclass
@@ -83,9 +86,11 @@ async def snapshot(
         raw = await journal.get_cursor(f"budget:{name}")
         if raw:
             system.budget = orjson.loads(raw)
-        said = await journal.get_cursor(f"warnings:{name}")
-        if said:
-            system.warnings = orjson.loads(said)
+        for key in (f"warnings:{name}", f"warnings:{name}{WORKER_WARNINGS}"):
+            said = await journal.get_cursor(key)
+            if said:
+                for text, since in orjson.loads(said).items():
+                    system.warnings[text] = min(since, system.warnings.get(text, since))
     return list(flows.values()), list(systems.values())
 
 
