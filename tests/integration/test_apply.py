@@ -18,7 +18,7 @@ from aiohttp import web
 from seamline.cli import write_example
 from seamline.connectors.http.signature import sign
 from seamline.engine.hub import Hub
-from seamline.journal.base import NewDelivery, NewMessage, Routing
+from seamline.journal.base import NewDelivery, NewMessage, Routing, Selection
 from seamline.journal.sqlite import SqliteJournal
 from seamline.project import load_project
 from seamline.sandbox.webhook_sender import order_data
@@ -167,3 +167,30 @@ def test_a_starting_hub_has_open_deliveries_wait_as_its_live_flows_say(tmp_path:
 
     # Then the delivery waits for nothing: the live flow has no ordering.after
     assert asyncio.run(case()) == [(FLOW, None)]
+
+
+def test_a_hub_makes_deliveries_to_a_target_no_flow_has_dead_letters(tmp_path: Path) -> None:
+    async def case() -> None:
+        root = tmp_path / "p"
+        write_example(root)
+        # Given a journal holding a delivery to a system a flow delivered to before
+        journal = SqliteJournal(root / "journal.db")
+        await journal.open()
+        mid = await journal.append(NewMessage("webshop", "m-1", time.time(), b"{}", b"{}"))
+        assert mid is not None
+        gone = NewDelivery(FLOW, "v0", "old-erp", "1", None, True, False)
+        await journal.route([Routing(mid, "order.created", deliveries=[gone])])
+        await journal.close()
+        # When the hub starts with a project whose flows deliver elsewhere
+        hub = Hub(load_project(root), listen=("127.0.0.1", free_port()))
+        task = asyncio.create_task(hub.run())
+        try:
+            await asyncio.wait_for(hub.started.wait(), 30)
+            dead = await hub.journal.select(Selection(states=("dead",)))
+        finally:
+            hub.stop()
+            await task
+        # Then it is a dead letter, which an operator can replay or discard, not a wait for ever
+        assert [d["target"] for d in dead] == ["old-erp"]
+
+    asyncio.run(case())

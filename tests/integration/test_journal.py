@@ -493,6 +493,32 @@ def test_expired_leases_go_back_to_pending_or_to_review_when_a_repeat_is_unsafe(
     run(go())
 
 
+def test_pending_deliveries_to_a_target_no_flow_has_become_replayable_dead_letters(
+    backend: Backend,
+) -> None:
+    async def go() -> None:
+        gone = NewDelivery("f", "v1", "old-erp", None, None, True, False)
+        journal = await journal_with(backend, [delivery(), gone])
+        # When the project's flows deliver to "target" only
+        assert await journal.dead_without_target({"target"}) == {"old-erp": 1}
+        # Then the delivery to the system no flow delivers to is a dead letter saying why
+        (dead,) = await journal.select(Selection(states=("dead",)))
+        assert dead["target"] == "old-erp"
+        assert dead["error_class"] == "contract"
+        assert "no flow of the project delivers to target system 'old-erp'" in str(
+            dead["last_error"]
+        )
+        # And the other still waits; and once the system is back, the dead letter replays
+        assert len(await journal.select(Selection(states=("pending",)))) == 1
+        assert await journal.dead_without_target({"target"}) == {}
+        replayed = await journal.replay([dead["id"]], actor="test", flow_versions={"f": "v1"})
+        assert replayed == 1
+        assert len(await journal.select(Selection(states=("pending",)))) == 2
+        await journal.close()
+
+    run(go())
+
+
 def test_retention_purges_payloads_but_keeps_ids_and_outcomes(backend: Backend) -> None:
     async def go() -> None:
         journal = await journal_with(backend, [delivery()])

@@ -310,6 +310,7 @@ class Hub:
                     self.journal.lead(self._leadership)
                     await self._keep_versions()
                     await self._order_after()
+                    await self._dead_without_target()
                     learned = await self.journal.get_cursor(SHAPES_CURSOR)
                     if learned:
                         self.shapes.load(orjson.loads(learned))
@@ -517,6 +518,7 @@ class Hub:
         if self.children and any(r.deliveries for r in routings):
             for child in self.children:
                 child.wake()
+            await self._dead_without_target()  # a lease to a target gone from the project
 
     async def _poll_loop(self, name: str, poller: Poller) -> None:
         """The active scheduler asks `name` what changed, every `interval` seconds; what it
@@ -655,6 +657,21 @@ class Hub:
             "applied",
             extra={"changed": sorted(n for n in now if before.get(n) != now[n]), "by": asked},
         )
+
+    async def _dead_without_target(self) -> None:
+        """Deliveries to a target system the project no longer has would wait for ever: they
+        become dead letters, to replay once it is back, or to discard. On SQLite only: there
+        the one hub's project is the truth, where on PostgreSQL a process of the version
+        before, in a rolling deployment, would take a new target for a removed one."""
+        if self.shared:
+            return
+        targets = {f.spec.target.system for f in self.project.flows.values()}
+        dead = await self.journal.dead_without_target(targets)
+        for target, n in dead.items():
+            log.error(
+                "deliveries to a target system no longer in the project are dead letters",
+                extra={"target": target, "deliveries": n},
+            )
 
     async def _order_after(self) -> None:
         """Deliveries not yet delivered wait as the live flows say (`ordering.after`)."""

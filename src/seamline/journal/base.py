@@ -6,7 +6,7 @@ The SQLite journal (`sqlite.py`) and the PostgreSQL journal implement the same v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -172,6 +172,12 @@ class Journal(Protocol):
         """Each flow's deliveries not yet delivered wait for the flow named (its live
         `ordering.after`, None for none); how many changed. At start and at each apply, so a
         replay or a changed flow never waits on what the live flows no longer say."""
+        ...
+
+    async def dead_without_target(self, targets: Collection[str]) -> dict[str, int]:
+        """Pending deliveries to a target system not in `targets` (those the project's flows
+        deliver to) become dead letters, as no worker would ever take them; how many, by
+        target."""
         ...
 
     async def release_held(self, target: str) -> int:

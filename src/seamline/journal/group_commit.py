@@ -23,7 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import orjson
@@ -663,6 +663,26 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             if changed:
                 self._changed(conn, "delivery")
             return changed
+
+        return await self._write(op)
+
+    async def dead_without_target(self, targets: Collection[str]) -> dict[str, int]:
+        q = self.q
+
+        def op(conn: Any) -> dict[str, int]:
+            now, dead = time.time(), {}
+            for (target,) in conn.execute(q["pending_targets"]).fetchall():
+                if target in targets:
+                    continue
+                reason = (
+                    f"no flow of the project delivers to target system '{target}' any more: "
+                    "add it back and replay, or discard"
+                )
+                rows = conn.execute(
+                    q["dead_without_target"], {"target": target, "reason": reason, "now": now}
+                ).fetchall()
+                dead[target] = len(rows)
+            return dead
 
         return await self._write(op)
 

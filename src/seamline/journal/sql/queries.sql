@@ -93,6 +93,15 @@ SET state = CASE WHEN safe_retry THEN 'pending' ELSE 'review' END,
 WHERE state = 'leased' AND lease_until < :now
 RETURNING id;
 
+-- pending_targets: the target systems pending deliveries wait for
+SELECT DISTINCT target FROM delivery WHERE state = 'pending';
+
+-- dead_without_target: pending deliveries to a target system no flow delivers to any more
+-- become dead letters (replayed once it is back, or discarded)
+UPDATE delivery SET state = 'dead', error_class = 'contract', last_error = :reason, updated_at = :now
+WHERE target = :target AND state = 'pending'
+RETURNING id;
+
 -- release_held: after a target recovers, deliveries waiting out its outage are due now
 UPDATE delivery SET due_at = :now
 WHERE target = :target AND state = 'pending' AND due_at > :now
