@@ -5,9 +5,11 @@ catches it) but it would hide the reason from the person who has to fix the payl
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -105,3 +107,14 @@ def test_a_damaged_payload_decodes_or_is_refused_with_a_reason(
         assert topic in str(refused) or "JSON" in str(refused), refused
     else:
         assert isinstance(event, Event)
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "2026-13-01T00:00:00Z"])
+def test_a_time_that_is_not_one_is_refused_naming_the_topic(value: str) -> None:
+    # Found by the property above: an empty `updated_at` was refused without its topic
+    for topic, body in payloads(7, "USD", None):
+        if "updated_at" not in body:
+            continue
+        damaged = {**body, "updated_at": value}
+        with pytest.raises(ContractError, match=re.escape(topic)):
+            source("USD").decode({"x-shopify-topic": topic}, orjson.dumps(damaged))

@@ -61,6 +61,13 @@ class ShopifySource:
         reader = Reader(topic, self.options.currency)
         try:
             data, keys = DECODERS[resource](reader, payload)
+            updated = payload.get("updated_at")
+            version = epoch(updated) if isinstance(updated, str) else None
+        except ContractError as exc:
+            # A value the contract refuses (a time that is not one): say in which topic.
+            if topic in str(exc):
+                raise
+            raise ContractError(f"{topic}: {exc}") from None
         except (
             TypeError,
             AttributeError,
@@ -75,8 +82,6 @@ class ShopifySource:
                 f"{topic}: the payload does not have Shopify's documented shape "
                 f"({type(exc).__name__}: {exc})"
             ) from None
-        updated = payload.get("updated_at")
-        version = epoch(updated) if isinstance(updated, str) else None
         return Event(name, data, {k: v for k, v in keys.items() if v}, version)
 
 
