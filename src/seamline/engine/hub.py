@@ -66,6 +66,7 @@ SHAPES_CURSOR = "shapes"
 """Where the learned shapes of what sources send are kept across restarts."""
 LEASE_SWEEP = 2.0
 RETENTION_SWEEP = 3600.0
+TARGETS_SWEEP = 60.0
 SWITCH_INTERVAL = 0.0002
 CHILD_SILENCE = 120.0
 """A worker process silent this long (no report) is taken for hung, killed and restarted."""
@@ -518,7 +519,6 @@ class Hub:
         if self.children and any(r.deliveries for r in routings):
             for child in self.children:
                 child.wake()
-            await self._dead_without_target()  # a lease to a target gone from the project
 
     async def _poll_loop(self, name: str, poller: Poller) -> None:
         """The active scheduler asks `name` what changed, every `interval` seconds; what it
@@ -575,6 +575,10 @@ class Hub:
         else:
             # Replayed rejections are back in `received`, and so is anything the router failed on.
             await self._route_backlog(settled_for=10.0)
+        if time.time() - state.get("last_targets", 0.0) > TARGETS_SWEEP:
+            # Leases to a target gone from the project, handed back since the start.
+            state["last_targets"] = time.time()
+            await self._dead_without_target()
         if time.time() - state["last_purge"] > RETENTION_SWEEP:
             state["last_purge"] = time.time()
             retention = self.project.settings.retention.payloads
