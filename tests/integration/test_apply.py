@@ -194,3 +194,31 @@ def test_a_hub_makes_deliveries_to_a_target_no_flow_has_dead_letters(tmp_path: P
         assert [d["target"] for d in dead] == ["old-erp"]
 
     asyncio.run(case())
+
+
+def test_deliveries_to_a_target_whose_last_flow_an_apply_removed_are_still_served(
+    tmp_path: Path,
+) -> None:
+    async def case() -> None:
+        root = tmp_path / "p"
+        write_example(root)
+        # Given a hub started with a flow to orders-api, and a delivery to it waiting
+        hub = Hub(load_project(root), listen=("127.0.0.1", free_port()))
+        await hub.journal.open()
+        try:
+            mid = await hub.journal.append(NewMessage("webshop", "m-1", time.time(), b"{}", b"{}"))
+            assert mid is not None
+            waiting = NewDelivery(FLOW, "v0", "orders-api", "1", None, True, False)
+            await hub.journal.route([Routing(mid, "order.created", deliveries=[waiting])])
+            # When an apply takes the flow away (the hub's worker for orders-api stays)
+            (root / "flows" / f"{FLOW}.yaml").unlink()
+            hub.project = load_project(root)
+            assert not hub.project.flows
+            await hub._dead_without_target()
+            # Then the delivery still waits for that worker, not a dead letter
+            pending = await hub.journal.select(Selection(states=("pending",)))
+        finally:
+            await hub.journal.close()
+        assert [d["target"] for d in pending] == ["orders-api"]
+
+    asyncio.run(case())

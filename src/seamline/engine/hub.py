@@ -663,13 +663,15 @@ class Hub:
         )
 
     async def _dead_without_target(self) -> None:
-        """Deliveries to a target system the project no longer has would wait for ever: they
-        become dead letters, to replay once it is back, or to discard. On SQLite only: there
-        the one hub's project is the truth, where on PostgreSQL a process of the version
-        before, in a rolling deployment, would take a new target for a removed one."""
+        """Deliveries to a target system no worker serves would wait for ever: they become
+        dead letters, to replay once it is served again, or to discard. A target this hub
+        started with keeps its worker after `seamline apply` (deliveries finish on the flow
+        version they were routed with), so it counts as served until a restart. On SQLite
+        only: there the one hub's project is the truth, where on PostgreSQL a process of the
+        version before, in a rolling deployment, would take a new target for a removed one."""
         if self.shared:
             return
-        targets = {f.spec.target.system for f in self.project.flows.values()}
+        targets = set(self.workers) | {f.spec.target.system for f in self.project.flows.values()}
         dead = await self.journal.dead_without_target(targets)
         for target, n in dead.items():
             log.error(

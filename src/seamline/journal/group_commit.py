@@ -676,12 +676,14 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     continue
                 reason = (
                     f"no flow of the project delivers to target system '{target}' any more: "
-                    "add it back and replay, or discard"
+                    "replay once one does again (a replay goes to the same system), or discard"
                 )
                 rows = conn.execute(
                     q["dead_without_target"], {"target": target, "reason": reason, "now": now}
                 ).fetchall()
                 dead[target] = len(rows)
+            if dead:
+                self._changed(conn, "delivery")
             return dead
 
         return await self._write(op)

@@ -65,7 +65,7 @@ class ShopifySource:
             version = epoch(updated) if isinstance(updated, str) else None
         except ContractError as exc:
             # A value the contract refuses (a time that is not one): say in which topic.
-            if topic in str(exc):
+            if str(exc).startswith(f"{topic}:"):
                 raise
             raise ContractError(f"{topic}: {exc}") from None
         except (
