@@ -67,8 +67,15 @@ def family_cpu_seconds(pid: int) -> float:
     """CPU of a process and of the processes it started (a hub and its worker processes)."""
     total = cpu_seconds(pid)
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += family_cpu_seconds(int(child))
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # the thread ended while this read
+            continue
+        for child in children:
+            try:
+                total += family_cpu_seconds(int(child))
+            except FileNotFoundError:  # the process ended while this read
+                continue
     return total
 
 

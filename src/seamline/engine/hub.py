@@ -548,7 +548,7 @@ class Hub:
                 log.warning("vendor warning", extra={"system": system, "warning": text})
 
     async def _sweep_loop(self) -> None:
-        state = {"last_purge": 0.0}
+        state = {"last_purge": 0.0, "last_targets": time.time()}  # the start-up checked
         while True:
             await asyncio.sleep(LEASE_SWEEP)
             try:
@@ -575,7 +575,7 @@ class Hub:
         else:
             # Replayed rejections are back in `received`, and so is anything the router failed on.
             await self._route_backlog(settled_for=10.0)
-        if time.time() - state.get("last_targets", 0.0) > TARGETS_SWEEP:
+        if time.time() - state["last_targets"] > TARGETS_SWEEP:
             # Leases to a target gone from the project, handed back since the start.
             state["last_targets"] = time.time()
             await self._dead_without_target()

@@ -143,7 +143,7 @@ class SqliteJournal(GroupCommitJournal):
         check_durable(conn)
         migrate(conn)
         if self._writes is None:
-            self._writes = _WriteLock(self.path.with_name(f"{self.path.name}.write.lock"))
+            self._writes = _WriteLock(_lock_file(self.path, "write"))
         return conn
 
     def _opened(self) -> None:
@@ -309,8 +309,9 @@ class _WriteLock:
     the waiting thread, the writer holds it. All taking and letting go happens under `_cond`,
     and never while the waiting thread is in `flock`, so neither can let go of the other's."""
 
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    def __init__(self, fd: int) -> None:
+        """`fd`: the open lock file, which this closes."""
+        self.fd = fd
         self._cond = threading.Condition()
         self._held = False
         """The writer holds the lock."""

@@ -117,7 +117,8 @@ class FlowCounters:
 class Metrics:
     """The in-process counters and histograms, exposed through a registry of their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, registered: bool = True) -> None:
+        """`registered=False`: a scratch copy to fold reports into, never scraped."""
         self._received: dict[tuple[str, ...], Count] = {}
         self._delivered: dict[tuple[str, ...], Count] = {}
         self._retried: dict[tuple[str, ...], Count] = {}
@@ -127,14 +128,8 @@ class Metrics:
         self._reports: dict[str, Report] = {}
         """The latest counts of each live process this one started, by its name."""
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)
-
-    def _empty(self) -> Metrics:
-        """Without a registry: a scratch copy to fold reports into."""
-        self._received, self._delivered, self._retried, self._dead = {}, {}, {}, {}
-        self._latency, self._attempt = {}, {}
-        self._reports = {}
-        return self
+        if registered:
+            self.registry.register(self)
 
     def _counts(self) -> dict[str, dict[tuple[str, ...], Count]]:
         return {
@@ -168,7 +163,7 @@ class Metrics:
         Raises ValueError, and keeps the last good one, if it is not a report of these
         metrics (another version of Seamline, say)."""
         try:
-            _fold(Metrics.__new__(Metrics)._empty(), report)
+            _fold(Metrics(registered=False), report)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a metrics report: {exc}") from None
         self._reports[source] = report
@@ -197,7 +192,7 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         merged = self
         if self._reports:
-            merged = Metrics.__new__(Metrics)._empty()
+            merged = Metrics(registered=False)
             _fold(merged, self.report())
             for report in list(self._reports.values()):
                 _fold(merged, report)
