@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 DeliveryState = Literal["pending", "leased", "delivered", "dead", "review", "skipped", "discarded"]
+SETTLED: frozenset[str] = frozenset({"delivered", "skipped", "discarded"})
+"""States a delivery ends in, counted by flow in `delivery_tally` (the others by index)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -30,6 +30,7 @@ import orjson
 
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import (
+    SETTLED,
     Claimed,
     FlowCount,
     NewMessage,
@@ -116,6 +117,15 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     def _claimed_messages(self, conn: Any, rows: list[Any]) -> dict[int, Any]:
         """The messages behind claimed rows (`claim_deliveries`), by id, as (id, system,
         headers, body)."""
+
+    @abstractmethod
+    def _count_settled(
+        self, conn: Any, changes: Counter[tuple[str, str]], entered: Collection[int] = ()
+    ) -> None:
+        """Inside a transaction: add deliveries that entered (+) or left (-) a settled state
+        to `delivery_tally`: `changes` by (flow, state), `entered` by id (open before, whatever
+        state they are in now). Every verb that moves a delivery into or out of `SETTLED` calls
+        this once, for all its rows."""
 
     def _changed(self, conn: Any, what: str) -> None:
         """Inside a transaction: other processes should hear, at commit, that `what` changed
@@ -446,6 +456,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             if not rows:
                 return []
             live = []
+            skipped: Counter[tuple[str, str]] = Counter()
             for row in rows:
                 did, _mid, flow, _tag, key, version, _attempts, token = row[:8]
                 if version is not None and key is not None:
@@ -453,7 +464,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                         q["applied_version"], {"flow": flow, "key": key}
                     ).fetchone()
                     if applied is not None and applied[0] >= version:
-                        conn.execute(
+                        skipped[(flow, "skipped")] += conn.execute(
                             q["skip_delivery"],
                             {
                                 "id": did,
@@ -462,9 +473,10 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                                 "reason": f"stale: source version {version} is not newer than "
                                 f"the applied {applied[0]}",
                             },
-                        )
+                        ).rowcount
                         continue
                 live.append(row)
+            self._count_settled(conn, skipped)
             if not live:
                 return []
             messages = self._claimed_messages(conn, live)
@@ -521,6 +533,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             ],
         )
         verdicts = [{"id": r.message_id, "event": r.event} for r in routings if r.rejected is None]
+        superseded: Counter[tuple[str, str]] = Counter()
         # Routed already: a start-up scan met a live notification. Those get no deliveries.
         routed = self._mark_routed(conn, verdicts) if verdicts else set()
         deliveries: list[dict[str, Any]] = []
@@ -544,14 +557,15 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     # flows too (a flow ordered after another waits only on lower ids).
                     self._many(conn, "insert_delivery", deliveries, now=now)
                     deliveries = []
-                    conn.execute(
+                    superseded[(d.flow, "skipped")] += conn.execute(
                         self.q["supersede_pending"],
                         {"flow": d.flow, "key": d.key, "message_id": r.message_id, "now": now},
-                    )
+                    ).rowcount
                     self._many(conn, "insert_delivery", [row], now=now)
                 else:
                     deliveries.append(row)
         self._many(conn, "insert_delivery", deliveries, now=now)
+        self._count_settled(conn, superseded)
 
     def _settle_rows(self, conn: Any, settlements: Sequence[Settlement], now: float) -> list[bool]:
         """Record outcomes, each fenced by its lease token; which ones were recorded."""
@@ -572,6 +586,9 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             now,
         )
         recorded = [s for s in settlements if s.delivery_id in kept]
+        self._count_settled(
+            conn, Counter(), [s.delivery_id for s in recorded if s.state in SETTLED]
+        )
         self._many(
             conn,
             "insert_attempt",
@@ -778,11 +795,12 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         payload: bytes | None = None,
     ) -> int:
         q = self.q
-        flow_of = f"SELECT flow FROM delivery WHERE id = {self.marker}"
+        flow_of = f"SELECT flow, state FROM delivery WHERE id = {self.marker}"
 
         def op(conn: Any) -> int:
             now = time.time()
             done = 0
+            reopened: Counter[tuple[str, str]] = Counter()
             for did in ids:
                 row = conn.execute(flow_of, (did,)).fetchone()
                 if row is None:
@@ -798,6 +816,8 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 ).rowcount
                 if n:
                     done += 1
+                    if row[1] in SETTLED:
+                        reopened[(row[0], row[1])] -= 1
                     self._audit(
                         conn,
                         actor,
@@ -805,6 +825,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                         f"delivery/{did}",
                         {"flow": row[0], "flow_version": flow_versions.get(row[0])},
                     )
+            self._count_settled(conn, reopened)
             if done:
                 self._changed(conn, "delivery")
             return done
@@ -817,12 +838,16 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         def op(conn: Any) -> int:
             now = time.time()
             done = 0
+            discarded: Counter[tuple[str, str]] = Counter()
             for did in ids:
-                if conn.execute(
+                row = conn.execute(
                     q["discard_delivery"], {"id": did, "now": now, "reason": reason}
-                ).rowcount:
+                ).fetchone()
+                if row is not None:
                     done += 1
+                    discarded[(row[0], "discarded")] += 1
                     self._audit(conn, actor, "discard", f"delivery/{did}", {"reason": reason})
+            self._count_settled(conn, discarded)
             return done
 
         return await self._write(op)

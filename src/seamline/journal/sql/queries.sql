@@ -120,9 +120,10 @@ UPDATE delivery SET waits_for = :after
 WHERE flow = :flow AND state IN ('pending', 'leased', 'dead', 'review', 'skipped', 'discarded')
   AND coalesce(waits_for, '') <> coalesce(:after, '');
 
--- discard_delivery: an operator decides a delivery will not be sent
+-- discard_delivery: an operator decides a delivery will not be sent; its flow
 UPDATE delivery SET state = 'discarded', last_error = :reason, updated_at = :now
-WHERE id = :id AND state IN ('dead', 'review', 'pending');
+WHERE id = :id AND state IN ('dead', 'review', 'pending')
+RETURNING flow;
 
 -- rereceive_message: a rejected message is decoded and routed again (after a fix)
 UPDATE message SET state = 'received', reason = NULL WHERE id = :id AND state = 'rejected';
