@@ -223,6 +223,32 @@ def test_one_process_delivers_from_a_file_and_only_it_hands_back_every_lease(
     run(go())
 
 
+def test_after_the_upgrade_the_next_deliverer_counts_the_tally_afresh(journal_path: Path) -> None:
+    """Migration 0008 dropped the triggers that counted settled deliveries: a worker process of
+    the previous version, finishing its batch after it, settled without counting."""
+
+    async def go() -> None:
+        # Given a journal just migrated, and a delivery settled as the previous version did
+        hub = SqliteJournal(journal_path, exclusive=True)
+        await hub.open()
+        mid = await hub.append(message(1))
+        assert mid is not None
+        await hub.route([Routing(mid, "order.created", deliveries=[delivery()])])
+        await hub._write(lambda conn: conn.execute("UPDATE delivery SET state = 'delivered'"))
+        assert {r.state for r in await hub.flow_counts()} == set()
+        # When the next process to deliver takes over
+        await hub.hold_deliveries(within=1.0)
+        await hub.expire_all_leases()
+        # Then the tally is the table's, and it is counted afresh only that once
+        assert [(r.state, r.count) for r in await hub.flow_counts()] == [("delivered", 1)]
+        await hub._write(lambda conn: conn.execute("DELETE FROM delivery_tally"))
+        await hub.expire_all_leases()
+        assert await hub.flow_counts() == []
+        await hub.close()
+
+    run(go())
+
+
 @contextlib.contextmanager
 def another_process_writing(journal_path: Path) -> Iterator[None]:
     """Hold the file's write lock as a process in the middle of a write does."""

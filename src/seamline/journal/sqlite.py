@@ -301,10 +301,16 @@ class SqliteJournal(GroupCommitJournal):
         return list(self._reader.execute(sql, params))
 
     async def expire_all_leases(self) -> list[int]:
-        """Once `hold_deliveries` is held: every lease belongs to a process that died."""
+        """Once `hold_deliveries` is held: every lease belongs to a process that died.
+        Then, once after the upgrade that made the journal's verbs keep the tally of settled
+        deliveries (migration 0008), the tally is counted afresh from the table: a worker
+        process of the previous version, finishing its batch after the migration, settled
+        without the triggers and without counting."""
         if self._deliver_fd is None:
             raise JournalError("only the process that delivers may hand back every lease")
-        return await self._expire(float("inf"))
+        expired = await self._expire(float("inf"))
+        await self._write(_recount_tally)
+        return expired
 
 
 _INSERT_MESSAGE = (
@@ -312,6 +318,21 @@ _INSERT_MESSAGE = (
     "ON CONFLICT (system, source_id) DO NOTHING"
 )
 _NEW_MESSAGES = "SELECT id, system, source_id FROM message WHERE id > ?"
+_TALLY_RECOUNT_DUE = "journal:tally-recount"
+"""A cursor migration 0008 sets: the tally is to be counted afresh from the table."""
+
+
+def _recount_tally(conn: sqlite3.Connection) -> None:
+    due = "DELETE FROM cursor WHERE name = ?"
+    if conn.execute(due, (_TALLY_RECOUNT_DUE,)).rowcount:
+        conn.execute("DELETE FROM delivery_tally")
+        conn.execute(
+            "INSERT INTO delivery_tally (flow, state, shard, n) "
+            "SELECT flow, state, 0, count(*) FROM delivery "
+            "WHERE state NOT IN ('pending', 'leased', 'dead', 'review') GROUP BY flow, state"
+        )
+
+
 # The tally of settled deliveries, kept here on SQLite only (PostgreSQL's triggers keep it):
 # deliveries of a flow that entered (n > 0) or left (n < 0) a settled state,
 _COUNT_SETTLED = (
