@@ -190,16 +190,22 @@ def test_second_hub_on_the_same_file_is_refused(journal_path: Path) -> None:
     run(go())
 
 
+async def hub_with_one_delivery(journal_path: Path) -> SqliteJournal:
+    """A hub's journal on `journal_path` holding one message routed to one pending delivery."""
+    hub = SqliteJournal(journal_path, exclusive=True)
+    await hub.open()
+    mid = await hub.append(message(1))
+    assert mid is not None
+    await hub.route([Routing(mid, "order.created", deliveries=[delivery()])])
+    return hub
+
+
 def test_one_process_delivers_from_a_file_and_only_it_hands_back_every_lease(
     journal_path: Path,
 ) -> None:
     async def go() -> None:
         # Given a hub and its worker process on one file, the worker delivering with a lease
-        hub = SqliteJournal(journal_path, exclusive=True)
-        await hub.open()
-        mid = await hub.append(message(1))
-        assert mid is not None
-        await hub.route([Routing(mid, "order.created", deliveries=[delivery()])])
+        hub = await hub_with_one_delivery(journal_path)
         worker = SqliteJournal(journal_path)
         await worker.open()
         await worker.hold_deliveries(within=1.0)
@@ -229,11 +235,7 @@ def test_after_the_upgrade_the_next_deliverer_counts_the_tally_afresh(journal_pa
 
     async def go() -> None:
         # Given a journal just migrated, and a delivery settled as the previous version did
-        hub = SqliteJournal(journal_path, exclusive=True)
-        await hub.open()
-        mid = await hub.append(message(1))
-        assert mid is not None
-        await hub.route([Routing(mid, "order.created", deliveries=[delivery()])])
+        hub = await hub_with_one_delivery(journal_path)
         await hub._write(lambda conn: conn.execute("UPDATE delivery SET state = 'delivered'"))
         assert {r.state for r in await hub.flow_counts()} == set()
         # When the next process to deliver takes over
