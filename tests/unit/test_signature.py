@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from seamline.connectors.http.signature import (
     WebhookVerifier,
+    _HmacSha256,
     generate_secret,
     secret_key,
     sign,
@@ -326,3 +327,16 @@ def test_any_single_byte_mutation_is_rejected(field: str, position: int, flip: i
     # Then the receiver refuses it
     with pytest.raises(SignatureError):
         verifier().verify(mutated.headers, mutated.body)
+
+
+@given(
+    key=st.binary(min_size=1, max_size=200),
+    message=st.one_of(
+        st.binary(max_size=5000),
+        st.sampled_from([2046, 2047, 2048, 4094, 4095]).map(lambda n: b"x" * n),
+    ),
+)
+def test_the_verifiers_own_hmac_is_openssls(key: bytes, message: bytes) -> None:
+    # Keys shorter than, as long as and longer than SHA-256's block; messages of any length,
+    # and around the pieces it hashes them in
+    assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
