@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seamline.connectors.http.signature import (
+    HmacSha256,
     WebhookVerifier,
-    _HmacSha256,
     generate_secret,
     secret_key,
     sign,
@@ -339,4 +339,4 @@ def test_any_single_byte_mutation_is_rejected(field: str, position: int, flip: i
 def test_the_verifiers_own_hmac_is_openssls(key: bytes, message: bytes) -> None:
     # Keys shorter than, as long as and longer than SHA-256's block; messages of any length,
     # and around the pieces it hashes them in
-    assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
+    assert HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")

@@ -100,7 +100,7 @@ class WebhookVerifier:
             raise ValueError("a webhook verifier needs at least one secret")
         if tolerance <= 0:
             raise ValueError(f"tolerance must be positive, got {tolerance}")
-        self._keys = tuple(_HmacSha256(secret_key(s)) for s in secrets)
+        self._keys = tuple(HmacSha256(secret_key(s)) for s in secrets)
         self._tolerance = tolerance
         self._clock = clock
 
@@ -180,7 +180,7 @@ class WebhookVerifier:
         raise SignatureError("no signature matches")
 
 
-class _HmacSha256:
+class HmacSha256:
     """HMAC-SHA256 (RFC 2104) with one key, its padded key states hashed once.
 
     `hmac.digest` lets go of the GIL for the call into OpenSSL, and the journal's writer

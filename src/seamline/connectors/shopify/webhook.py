@@ -19,6 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
+from seamline.connectors.http.signature import HmacSha256
 from seamline.errors import SignatureError
 
 HMAC = b"x-shopify-hmac-sha256"
@@ -34,7 +35,7 @@ class ShopifyVerifier:
     def __init__(self, secrets: Sequence[str], *, shop: str) -> None:
         if not secrets:
             raise ValueError("a Shopify source needs the app's client secret in `secrets`")
-        self._keys = [s.encode() for s in secrets]
+        self._keys = [HmacSha256(s.encode()) for s in secrets]
         self.shop = shop
 
     def verify(self, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes) -> str:
@@ -51,10 +52,7 @@ class ShopifyVerifier:
             signature = base64.b64decode(found[HMAC], validate=True)
         except (binascii.Error, ValueError):
             raise SignatureError("X-Shopify-Hmac-Sha256 is not base64") from None
-        if not any(
-            hmac.compare_digest(hmac.digest(key, body, hashlib.sha256), signature)
-            for key in self._keys
-        ):
+        if not any(hmac.compare_digest(key.digest(body), signature) for key in self._keys):
             raise SignatureError("X-Shopify-Hmac-Sha256 does not match the body: forged or altered")
         shop = found[SHOP_DOMAIN].decode("latin-1")
         if shop != self.shop:
