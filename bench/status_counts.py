@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from seamline.journal.queries import queries
-from seamline.journal.sqlite import migrate
+from seamline.journal.sqlite import TALLY_FROM_TABLE, migrate
 
 FULL_COUNT = (
     "SELECT flow, CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying' ELSE state END, "
@@ -53,12 +53,8 @@ def main() -> None:
             "'dead' WHEN id > ? THEN 'pending' ELSE 'delivered' END, 1, 0, id, id FROM message",
             (n - 500,),
         )
-        # Rows made here, not by the journal's verbs: their tally is made as migration 0007 does.
-        conn.execute(
-            "INSERT INTO delivery_tally (flow, state, shard, n) SELECT flow, state, 0, count(*) "
-            "FROM delivery WHERE state NOT IN ('pending', 'leased', 'dead', 'review') "
-            "GROUP BY flow, state"
-        )
+        # Rows made here, not by the journal's verbs: their tally is counted from the table.
+        conn.execute(TALLY_FROM_TABLE)
         conn.execute("COMMIT")
         same = sorted(r[:3] for r in conn.execute(q["flow_counts"])) == sorted(
             r[:3] for r in conn.execute(FULL_COUNT)

@@ -322,15 +322,19 @@ _TALLY_RECOUNT_DUE = "journal:tally-recount"
 """A cursor migration 0008 sets: the tally is to be counted afresh from the table."""
 
 
+TALLY_FROM_TABLE = (
+    "INSERT INTO delivery_tally (flow, state, shard, n) "
+    "SELECT flow, state, 0, count(*) FROM delivery "
+    "WHERE state NOT IN ('pending', 'leased', 'dead', 'review') GROUP BY flow, state"
+)
+"""The tally counted from the whole table, into an empty `delivery_tally`."""
+
+
 def _recount_tally(conn: sqlite3.Connection) -> None:
     due = "DELETE FROM cursor WHERE name = ?"
     if conn.execute(due, (_TALLY_RECOUNT_DUE,)).rowcount:
         conn.execute("DELETE FROM delivery_tally")
-        conn.execute(
-            "INSERT INTO delivery_tally (flow, state, shard, n) "
-            "SELECT flow, state, 0, count(*) FROM delivery "
-            "WHERE state NOT IN ('pending', 'leased', 'dead', 'review') GROUP BY flow, state"
-        )
+        conn.execute(TALLY_FROM_TABLE)
 
 
 # The tally of settled deliveries, kept here on SQLite only (PostgreSQL's triggers keep it):
