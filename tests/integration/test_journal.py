@@ -332,6 +332,43 @@ def another_process_can_write(journal_path: Path) -> bool:
     return True
 
 
+def test_a_claim_gives_each_delivery_as_it_was_routed_to_the_last_digit(
+    backend: Backend,
+) -> None:
+    """What a worker sends and compares comes back exactly: a source version with every
+    digit a float has (stale skipping compares them), none where the flow has none, the
+    message's bytes, no payload unless an operator edited one, and then that one."""
+    version = 1_764_512_345.123_456_7
+    body = b'{"id": 7, "note": "\\u00e9\xc3\xa9 \\"quoted\\""}'
+
+    async def go() -> None:
+        journal = await opened(backend)
+        mid = await journal.append(NewMessage("shop", "msg-7", time.time(), b'{"a": "b"}', body))
+        assert mid is not None
+        plain = await journal.append(message(8))
+        assert plain is not None
+        await journal.route(
+            [
+                Routing(mid, "order.updated", deliveries=[delivery("f", "K", version)]),
+                Routing(plain, "order.updated", deliveries=[delivery("g")]),
+            ]
+        )
+        claimed, unversioned = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert (claimed.version, claimed.key, claimed.payload) == (version, "K", None)
+        assert (unversioned.version, unversioned.key, unversioned.body) == (None, None, b'{"n": 8}')
+        assert (claimed.system, claimed.headers, claimed.body) == ("shop", b'{"a": "b"}', body)
+        assert claimed.attempts == 0 and claimed.token >= 1
+        assert await journal.settle([done(claimed.id, claimed.token, "dead")]) == [True]
+        edited = b'{"id": 7, "edited": true}'
+        await journal.replay([claimed.id], actor="t", flow_versions={}, payload=edited)
+        (again,) = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        assert (again.id, again.payload, again.version) == (claimed.id, edited, version)
+        assert again.token > claimed.token
+        await journal.close()
+
+    run(go())
+
+
 def test_only_the_head_of_each_key_is_claimed(backend: Backend) -> None:
     async def go() -> None:
         journal = await journal_with(

@@ -245,6 +245,7 @@ class Hub:
             for i in range(worker.processes if role == "all" else 0)
         ]
         """Worker processes this hub starts (`worker.processes`); then it delivers none itself."""
+        self.router.keep_events = self.delivers
         self.link = (
             HubLink(hub_pid, on_wake=lambda: self._heard("delivery"), on_gone=self.stop)
             if child

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -95,10 +96,14 @@ class Router:
         """Learns the shape of what each system sends, from sampled messages (vendor drift)."""
         self.drift: dict[str, dict[str, float]] = {}
         """Drift found, per system: the warning's text and when it was first seen."""
+        self.keep_events = True
+        """Keep routed events for `event` (below); off where another process delivers."""
         # Events just routed, by message id, so the worker that sends them soon after need not
         # decode the same bytes again. Only messages with one delivery (no event is shared
         # between flows), popped on use, bounded: a backlog simply decodes again.
-        self._recent: dict[int, Event] = {}
+        # (An OrderedDict: a dict emptied from its front scans the holes left there on every
+        # `next(iter(...))`, 2.8 us a message at this bound, against 0.35 us.)
+        self._recent: OrderedDict[int, Event] = OrderedDict()
 
     def decode(self, message: StoredMessage) -> Event:
         if message.system == HUB:
@@ -131,10 +136,10 @@ class Router:
                     deliveries.append(delivery)
         except ContractError as exc:
             return Routing(message.id, event.name, keys=event.keys, rejected=str(exc))
-        if len(deliveries) == 1:
+        if len(deliveries) == 1 and self.keep_events:
             self._recent[message.id] = event
             if len(self._recent) > RECENT_EVENTS:
-                del self._recent[next(iter(self._recent))]
+                self._recent.popitem(last=False)
         return Routing(message.id, event.name, keys=event.keys, deliveries=deliveries)
 
     def _sample(self, message: StoredMessage, kind: str) -> None:

@@ -69,6 +69,16 @@ class AppendOp:
         raise AssertionError("appends are inserted by the writer, in groups")
 
 
+class AfterCommit:
+    """What an operation returns to finish its result after the commit, in the writer thread
+    (on SQLite, without the write lock): `then(conn)` is handed to the caller."""
+
+    __slots__ = ("then",)
+
+    def __init__(self, then: Callable[[Any], Any]) -> None:
+        self.then = then
+
+
 class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     """The journal's verbs over one connection owned by one writer thread."""
 
@@ -114,9 +124,15 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         """Insert in order; each message's id, or None where its source id was journaled."""
 
     @abstractmethod
+    def _lease(self, conn: Any, params: dict[str, Any]) -> list[Any]:
+        """Inside a transaction: lease due deliveries (parameters: target, owner, until, now,
+        limit); as rows (id, message_id, flow, flow_version, key, version, attempts,
+        lease_token, created_at, payload), in any order."""
+
+    @abstractmethod
     def _claimed_messages(self, conn: Any, rows: list[Any]) -> dict[int, Any]:
-        """The messages behind claimed rows (`claim_deliveries`), by id, as (id, system,
-        headers, body)."""
+        """After the claim's commit: the messages behind claimed rows (`_lease`), by id, as (id,
+        system, headers, body)."""
 
     @abstractmethod
     def _count_settled(
@@ -306,11 +322,23 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         except Exception as exc:
             outcomes = [(False, self._commit_failed(exc))] * len(group)
         else:
-            outcomes = [(True, r) for r in results]
+            outcomes = [self._finished(conn, r) for r in results]
             self.commits += 1
             self.reachable = True
             self.committed_ops += len(group)
         self._hand_out(group, outcomes)
+
+    @staticmethod
+    def _finished(conn: Any, result: Any) -> tuple[bool, Any]:
+        """A committed operation's outcome: its result, finished if it asked for that."""
+        if not isinstance(result, AfterCommit):
+            return True, result
+        try:
+            return True, result.then(conn)
+        except Exception as exc:  # the change holds; the caller learns what it missed
+            failure = JournalError(f"committed, but reading after the commit failed: {exc}")
+            failure.__cause__ = exc
+            return False, failure
 
     def _run_ops(self, conn: Any, group: list[_Pending]) -> list[Any]:
         results: list[Any] = [None] * len(group)
@@ -347,7 +375,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         self.commits += 1
         self.reachable = True
         self.committed_ops += 1
-        return True, result
+        return self._finished(conn, result)
 
     def _unreachable(self, exc: BaseException) -> JournalBusy:
         self.reachable = False
@@ -441,10 +469,10 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     async def claim(self, *, target: str, owner: str, limit: int, lease: float) -> list[Claimed]:
         q = self.q
 
-        def op(conn: Any) -> list[Claimed]:
+        def op(conn: Any) -> AfterCommit | list[Claimed]:
             now = time.time()
-            rows = conn.execute(
-                q["claim_deliveries"],
+            rows = self._lease(
+                conn,
                 {
                     "target": target,
                     "owner": owner,
@@ -452,7 +480,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     "now": now,
                     "limit": limit,
                 },
-            ).fetchall()
+            )
             if not rows:
                 return []
             live = []
@@ -477,34 +505,38 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                         continue
                 live.append(row)
             self._count_settled(conn, skipped)
-            if not live:
-                return []
-            messages = self._claimed_messages(conn, live)
-            claimed = []
-            for row in live:
-                did, mid, flow, tag, key, version, attempts, token, created, payload = row[:10]
-                msg = messages[mid]
-                claimed.append(
-                    Claimed(
-                        did,
-                        mid,
-                        flow,
-                        tag,
-                        key,
-                        version,
-                        attempts,
-                        token,
-                        created,
-                        None if payload is None else bytes(payload),
-                        msg[1],
-                        _b(msg[2]) or b"{}",
-                        _b(msg[3]),
-                    )
-                )
-            claimed.sort(key=lambda c: c.id)
-            return claimed
+            # Messages never change once journaled (retention only empties their bodies):
+            # read after the commit, on SQLite without holding the write lock.
+            return AfterCommit(lambda conn: self._claimed(conn, live)) if live else []
 
-        return await self._write(op)
+        claimed: list[Claimed] = await self._submit(op)  # an AfterCommit is finished by then
+        return claimed
+
+    def _claimed(self, conn: Any, live: list[Any]) -> list[Claimed]:
+        messages = self._claimed_messages(conn, live)
+        claimed = []
+        for row in live:
+            did, mid, flow, tag, key, version, attempts, token, created, payload = row[:10]
+            msg = messages[mid]
+            claimed.append(
+                Claimed(
+                    did,
+                    mid,
+                    flow,
+                    tag,
+                    key,
+                    version,
+                    attempts,
+                    token,
+                    created,
+                    None if payload is None else bytes(payload),
+                    msg[1],
+                    _b(msg[2]) or b"{}",
+                    _b(msg[3]),
+                )
+            )
+        claimed.sort(key=lambda c: c.id)
+        return claimed
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         def op(conn: Any) -> list[bool]:

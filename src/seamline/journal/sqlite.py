@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -32,6 +33,7 @@ import orjson
 from seamline.errors import JournalError
 from seamline.journal.base import ConsoleJournal, Journal, NewMessage
 from seamline.journal.group_commit import GroupCommitJournal
+from seamline.journal.multirow import MultiRow
 from seamline.journal.queries import migrations, queries
 
 Q = queries("sqlite")
@@ -237,14 +239,13 @@ class SqliteJournal(GroupCommitJournal):
     def _insert_messages(
         self, conn: sqlite3.Connection, messages: Sequence[NewMessage]
     ) -> list[int | None]:
-        # One executemany, no RETURNING: ~4 µs a message less. The transaction holds the write
+        # Rows in few statements (`multirow.py`), no RETURNING. The transaction holds the write
         # lock and ids are never given explicitly (so they stay far below 2^63, where SQLite
         # would pick random ones): the rows inserted have the ids that follow each other up
         # to last_insert_rowid(), in the order given.
-        inserted = conn.executemany(
-            _INSERT_MESSAGE,
-            [(m.system, m.source_id, m.received_at, m.headers, m.body) for m in messages],
-        ).rowcount
+        inserted = _INSERT_MESSAGES.execute(
+            conn, [(m.system, m.source_id, m.received_at, m.headers, m.body) for m in messages]
+        )
         if inserted <= 0:
             return [None] * len(messages)
         last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
@@ -273,9 +274,74 @@ class SqliteJournal(GroupCommitJournal):
         if entered:
             conn.execute(_COUNT_SETTLED_IDS, (orjson.dumps(list(entered)).decode(),))
 
+    def _many(
+        self, conn: sqlite3.Connection, name: str, rows: list[dict[str, Any]], **same: Any
+    ) -> None:
+        if not rows:
+            return
+        multi = _multi_row(name)
+        if multi is not None:
+            multi.execute_named(conn, rows, same)
+        else:
+            super()._many(conn, name, rows, **same)
+
+    # A statement steps once a row, and Python's sqlite3 lets go of the GIL for each step:
+    # the writer thread, holding the write lock, then waits for the event loop at every row
+    # (`multirow.py`). So the verbs of the hot path read and change many rows in a statement
+    # or two, their ids and values going in and out as one JSON array.
+
+    def _lease(self, conn: sqlite3.Connection, params: dict[str, Any]) -> list[Any]:
+        (ids,) = conn.execute(_DUE_IDS, params).fetchone()
+        if ids == "[]":
+            return []
+        conn.execute(_LEASE_IDS, {**params, "ids": ids})
+        (leased,) = conn.execute(_LEASED_ROWS, (ids,)).fetchone()
+        rows = orjson.loads(leased)
+        return [
+            (
+                did,
+                mid,
+                flow,
+                tag,
+                key,
+                None if version is None else float(version),
+                attempts,
+                token,
+                float(created),
+                None if payload is None else bytes.fromhex(payload),
+            )
+            for did, mid, flow, tag, key, version, attempts, token, created, payload in rows
+        ]
+
     def _claimed_messages(self, conn: sqlite3.Connection, rows: list[Any]) -> dict[int, Any]:
+        # After the claim's commit, so a step a row is no longer under the write lock.
         ids = orjson.dumps(sorted({r[1] for r in rows})).decode()
         return {m[0]: m for m in conn.execute(self.q["claimed_messages"], {"ids": ids})}
+
+    def _mark_routed(self, conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> set[int]:
+        ids = orjson.dumps([r["id"] for r in rows]).decode()
+        (waiting,) = conn.execute(_STILL_RECEIVED, (ids,)).fetchone()
+        routed = set(orjson.loads(waiting))
+        by_event: dict[str | None, list[int]] = {}
+        for r in rows:
+            if r["id"] in routed:
+                by_event.setdefault(r["event"], []).append(r["id"])
+        for event, group in by_event.items():
+            conn.execute(_MARK_ROUTED_IDS, (event, orjson.dumps(group).decode()))
+        return routed
+
+    def _settle_fenced(
+        self, conn: sqlite3.Connection, rows: list[dict[str, Any]], now: float
+    ) -> set[int]:
+        outcomes = orjson.dumps(
+            [
+                (r["id"], r["token"], r["state"], r["spent"], repr(r["due_at"]), *_errors(r))
+                for r in rows
+            ]
+        ).decode()
+        (held,) = conn.execute(_STILL_LEASED, (outcomes,)).fetchone()
+        conn.execute(_SETTLE_ROWS, (now, outcomes))
+        return set(orjson.loads(held))
 
     async def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         # Reads go to their own connection (WAL readers never wait for the writer) in a thread
@@ -317,6 +383,51 @@ _INSERT_MESSAGE = (
     "INSERT INTO message (system, source_id, received_at, headers, body) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (system, source_id) DO NOTHING"
 )
+_INSERT_MESSAGES = MultiRow.of(_INSERT_MESSAGE)
+_DUE_IDS = f"SELECT json_group_array(id) FROM ({Q['due_deliveries']})"
+_LEASE_IDS = (
+    "UPDATE delivery SET state = 'leased', lease_owner = :owner, lease_until = :until, "
+    "lease_token = lease_token + 1, updated_at = :now "
+    "WHERE id IN (SELECT value FROM json_each(:ids)) AND +state = 'pending'"
+)
+# REAL columns go as text with 17 digits ("!": SQLite's printf stops at 16 without it), JSON's
+# 15 would round a source version, and stale skipping compares them. NULL is '' to hex() and
+# '0.0' to printf().
+_LEASED_ROWS = (
+    "SELECT json_group_array(json_array(id, message_id, flow, flow_version, key, "
+    "iif(version IS NULL, NULL, printf('%!.17g', version)), attempts, lease_token, "
+    "printf('%!.17g', created_at), iif(payload IS NULL, NULL, hex(payload)))) "
+    "FROM delivery WHERE id IN (SELECT value FROM json_each(?))"
+)
+_STILL_RECEIVED = (
+    "SELECT json_group_array(id) FROM message "
+    "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'received'"
+)
+_MARK_ROUTED_IDS = (
+    "UPDATE message SET state = 'routed', event = ?, reason = NULL "
+    "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'received'"
+)
+# Outcomes as a JSON array of [id, token, state, spent, due_at (text), error_class, error];
+# `+state` keeps the planner from the state index: each outcome finds its row by id.
+_OUTCOMES = "(SELECT {} FROM json_each(?)) AS o".format(
+    ", ".join(
+        f"json_extract(value, '$[{i}]') AS {name}"
+        for i, name in enumerate(
+            ("id", "token", "state", "spent", "due_at", "error_class", "error")
+        )
+    )
+)
+_STILL_LEASED = (
+    f"SELECT json_group_array(d.id) FROM {_OUTCOMES} CROSS JOIN delivery d ON d.id = o.id "
+    "WHERE d.lease_token = o.token AND +d.state = 'leased'"
+)
+_SETTLE_ROWS = (
+    "UPDATE delivery SET state = o.state, attempts = attempts + o.spent, "
+    "due_at = CAST(o.due_at AS REAL), "
+    "error_class = o.error_class, last_error = o.error, lease_owner = NULL, lease_until = NULL, "
+    f"updated_at = ? FROM {_OUTCOMES} "
+    "WHERE delivery.id = o.id AND delivery.lease_token = o.token AND +delivery.state = 'leased'"
+)
 _NEW_MESSAGES = "SELECT id, system, source_id FROM message WHERE id > ?"
 _TALLY_RECOUNT_DUE = "journal:tally-recount"
 """A cursor migration 0008 sets: the tally is to be counted afresh from the table."""
@@ -328,6 +439,19 @@ TALLY_FROM_TABLE = (
     "WHERE state NOT IN ('pending', 'leased', 'dead', 'review') GROUP BY flow, state"
 )
 """The tally counted from the whole table, into an empty `delivery_tally`."""
+
+
+def _errors(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    return row["error_class"], row["error"]
+
+
+@functools.cache
+def _multi_row(name: str) -> MultiRow | None:
+    """The named statement for many rows at once, if it is an INSERT of one row."""
+    try:
+        return MultiRow.of(Q[name])
+    except ValueError:
+        return None
 
 
 def _recount_tally(conn: sqlite3.Connection) -> None:

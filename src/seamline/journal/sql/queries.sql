@@ -33,22 +33,17 @@ INSERT INTO delivery (message_id, flow, flow_version, target, key, version, safe
 VALUES (:message_id, :flow, :flow_version, :target, :key, :version, :safe_retry, :waits_for,
         'pending', :now, :now, :now);
 
--- claim_deliveries: lease due deliveries of one target, only the head of each ordering key
--- (of its flow, and of the flow it is ordered after)
-UPDATE delivery
-SET state = 'leased', lease_owner = :owner, lease_until = :until,
-    lease_token = lease_token + 1, updated_at = :now
-WHERE id IN (
-    SELECT d.id FROM delivery d
-    WHERE d.target = :target AND d.state = 'pending' AND d.due_at <= :now
-      AND (d.key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM delivery e
-            WHERE e.flow IN (d.flow, d.waits_for) AND e.key = d.key AND e.id < d.id
-              AND e.state IN ('pending', 'leased')))
-    ORDER BY d.id
-    LIMIT :limit)
-RETURNING id, message_id, flow, flow_version, key, version, attempts, lease_token, created_at,
-          payload;
+-- due_deliveries: due deliveries of one target that may be leased now, only the head of each
+-- ordering key (of its flow, and of the flow it is ordered after). The SQLite journal leases
+-- them by id (`journal/sqlite.py`), PostgreSQL in one statement (claim_deliveries)
+SELECT d.id FROM delivery d
+WHERE d.target = :target AND d.state = 'pending' AND d.due_at <= :now
+  AND (d.key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM delivery e
+        WHERE e.flow IN (d.flow, d.waits_for) AND e.key = d.key AND e.id < d.id
+          AND e.state IN ('pending', 'leased')))
+ORDER BY d.id
+LIMIT :limit;
 
 -- claimed_messages: the journaled messages behind claimed deliveries
 SELECT id, system, headers, body FROM message WHERE id IN (SELECT value FROM json_each(:ids));
