@@ -668,7 +668,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         )
         return [s.delivery_id in kept for s in settlements]
 
-    # --- statements over many rows: one each on SQLite, one set at a time on PostgreSQL --------
+    # --- statements over many rows: a few a batch on SQLite, one set at a time on PostgreSQL ---
 
     def _many(self, conn: Any, name: str, rows: list[dict[str, Any]], **same: Any) -> None:
         """Run the named statement for each row (`same`: parameters shared by every row)."""

@@ -3,9 +3,9 @@
 Python's sqlite3 lets go of the GIL for every step of a statement, and `executemany` steps once
 a row. The journal's writer thread holds the file's write lock meanwhile; after each step it
 waits for the GIL, which the event loop (HTTP, routing) holds for up to the switch interval.
-A transaction of 60 inserts was held 8.6-11.7 ms that way against 3.6-3.7 ms when the rows went
-in one statement (a busy second thread, 200 us switch interval: bench/README.md, 2026-12-01),
-and the other process waiting for the lock waited as long.
+Beside a busy thread (`bench/gil_steps.py`), a transaction of 60 inserts was held 8.1 ms that
+way against 4.1-4.3 ms in multi-row statements (1.7 and 2.0 ms alone), and another process
+waiting for the lock waited as long.
 
 So the rows go as `INSERT ... VALUES (...), (...), ...`, in chunks whose sizes are powers of two
 (at most `MOST` rows): n rows take one statement per bit of n, and each statement text is one of
