@@ -20,6 +20,7 @@ import random
 import sqlite3
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -27,11 +28,9 @@ from typing import Any
 
 import orjson
 
-from seamline.journal.queries import queries
-from seamline.journal.sqlite import _COUNT_SETTLED_IDS, _INSERT_MESSAGE, connect, migrate
+from seamline.journal.sqlite import _INSERT_MESSAGES, SqliteJournal, connect, migrate
 from seamline.sandbox.webhook_sender import order_data
 
-Q = queries("sqlite")
 BODIES = [orjson.dumps({"type": "order.updated", "data": order_data(i)}) for i in range(100)]
 HEADERS = orjson.dumps({"webhook-id": "msg_x", "content-type": "application/json"})
 
@@ -53,7 +52,9 @@ def commit(conn: sqlite3.Connection, clock: Clock, kind: str) -> None:
     clock(f"commit ({kind})", lambda: conn.execute("COMMIT"))
 
 
-def full_path(conn: sqlite3.Connection, clock: Clock, group: int, batch: int) -> int:
+def full_path(
+    journal: SqliteJournal, conn: sqlite3.Connection, clock: Clock, group: int, batch: int
+) -> int:
     """One batch of messages through the journal's statements; how many were settled."""
     ids: list[int] = []
     while len(ids) < batch:
@@ -62,7 +63,7 @@ def full_path(conn: sqlite3.Connection, clock: Clock, group: int, batch: int) ->
             for _ in range(group)
         ]
         conn.execute("BEGIN IMMEDIATE")
-        clock("insert message", partial(conn.executemany, _INSERT_MESSAGE, rows))
+        clock("insert message", partial(_INSERT_MESSAGES.execute, conn, rows))
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         commit(conn, clock, "append")
         ids += range(last - group + 1, last + 1)
@@ -70,11 +71,9 @@ def full_path(conn: sqlite3.Connection, clock: Clock, group: int, batch: int) ->
     now = time.time()
     conn.execute("BEGIN IMMEDIATE")
     keys = [{"name": "order", "value": str(i), "message_id": i} for i in ids]
-    clock("insert message key", lambda: conn.executemany(Q["insert_message_key"], keys))
-    clock(
-        "mark routed",
-        lambda: [conn.execute(Q["mark_routed"], {"id": i, "event": "order.updated"}) for i in ids],
-    )
+    clock("insert message key", lambda: journal._many(conn, "insert_message_key", keys))
+    verdicts = [{"id": i, "event": "order.updated"} for i in ids]
+    clock("mark routed", lambda: journal._mark_routed(conn, verdicts))
     deliveries = [
         {
             "message_id": i,
@@ -85,30 +84,30 @@ def full_path(conn: sqlite3.Connection, clock: Clock, group: int, batch: int) ->
             "version": None,
             "safe_retry": True,
             "waits_for": None,
-            "now": now,
         }
         for i in ids
     ]
-    clock("insert delivery", lambda: conn.executemany(Q["insert_delivery"], deliveries))
+    clock("insert delivery", lambda: journal._many(conn, "insert_delivery", deliveries, now=now))
     commit(conn, clock, "route")
     conn.execute("BEGIN IMMEDIATE")
     claim = {"target": "sink", "owner": "w", "until": now + 30, "now": now + 1, "limit": batch}
-    claimed = clock("claim", lambda: conn.execute(Q["claim_deliveries"], claim).fetchall())
-    wanted = orjson.dumps(sorted({r[1] for r in claimed})).decode()
-    clock(
-        "claimed messages",
-        lambda: conn.execute(Q["claimed_messages"], {"ids": wanted}).fetchall(),
-    )
+    claimed = clock("claim", lambda: journal._lease(conn, claim))
     commit(conn, clock, "claim")
+    clock("claimed messages (after commit)", lambda: journal._claimed_messages(conn, claimed))
     conn.execute("BEGIN IMMEDIATE")
-    outcome = {"state": "delivered", "spent": 1, "due_at": now, "error_class": None, "error": None}
-    clock(
-        "settle delivery",
-        lambda: [
-            conn.execute(Q["settle_delivery"], {"id": r[0], "token": r[7], "now": now, **outcome})
-            for r in claimed
-        ],
-    )
+    outcomes = [
+        {
+            "id": r[0],
+            "token": r[7],
+            "state": "delivered",
+            "spent": 1,
+            "due_at": now,
+            "error_class": None,
+            "error": None,
+        }
+        for r in claimed
+    ]
+    kept = clock("settle delivery", lambda: journal._settle_fenced(conn, outcomes, now))
     attempts = [
         {
             "delivery_id": r[0],
@@ -123,12 +122,8 @@ def full_path(conn: sqlite3.Connection, clock: Clock, group: int, batch: int) ->
         }
         for r in claimed
     ]
-    clock("insert attempt", lambda: conn.executemany(Q["insert_attempt"], attempts))
-    settled = orjson.dumps([r[0] for r in claimed]).decode()
-    clock(
-        "count settled",
-        lambda: conn.execute(_COUNT_SETTLED_IDS, (settled,)),
-    )
+    clock("insert attempt", lambda: journal._many(conn, "insert_attempt", attempts))
+    clock("count settled", lambda: journal._count_settled(conn, Counter(), kept))
     commit(conn, clock, "settle")
     return len(claimed)
 
@@ -154,11 +149,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="seamline-bench-sql-") as tmp:
         conn = connect(Path(tmp) / "journal.db")
         migrate(conn)
+        journal = SqliteJournal(Path(tmp) / "journal.db")  # its statements, on `conn`
         for _ in range(args.rounds):  # warm-up: the tables and indexes hold rows already
-            full_path(conn, Clock(), args.group, args.batch)
+            full_path(journal, conn, Clock(), args.group, args.batch)
         clock = Clock()
         started = time.perf_counter()
-        n = sum(full_path(conn, clock, args.group, args.batch) for _ in range(args.rounds))
+        n = sum(full_path(journal, conn, clock, args.group, args.batch) for _ in range(args.rounds))
         elapsed = time.perf_counter() - started
         bare = connect(Path(tmp) / "bare.db")
         floor = bare_inserts(bare, n, args.group)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
 import sqlite3
 import time
@@ -367,6 +368,47 @@ def test_a_claim_gives_each_delivery_as_it_was_routed_to_the_last_digit(
         await journal.close()
 
     run(go())
+
+
+def test_a_claim_that_cannot_hand_over_its_deliveries_gives_the_leases_back(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was sent: the deliveries are due again at once, not when the lease runs out
+    (then a delivery unsafe to repeat would go to review)."""
+
+    async def go() -> None:
+        journal = await journal_with(backend, [delivery(key="A", safe=False), delivery()])
+
+        def broken(conn: Any, rows: list[Any]) -> dict[int, Any]:
+            raise OSError("disk I/O error")
+
+        monkeypatch.setattr(journal, "_claimed_messages", broken)
+        with pytest.raises(JournalError, match="after the commit"):
+            await journal.claim(target="target", owner="w", limit=10, lease=3600)
+        monkeypatch.undo()
+        again = await journal.claim(target="target", owner="w", limit=10, lease=3600)
+        assert [c.message_id for c in again] == [1, 2]
+        await journal.close()
+
+    run(go())
+
+
+def test_outcomes_are_recorded_as_given_whatever_their_text_or_time(backend: Backend) -> None:
+    """An error quoting an answer verbatim, and a wait with no end, land as they were given.
+    (PostgreSQL's text holds no NUL: the worker writes one out before it settles.)"""
+    error = "server error 500: <\0h\0t\0m\0l\0>" if backend.name == "sqlite" else "é \u2028 ✓"
+
+    async def go() -> None:
+        journal = await journal_with(backend, [delivery(), delivery()])
+        first, second = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        held = Settlement(first.id, first.token, "pending", 1, math.inf, "transient", error, None)
+        assert await journal.settle([held, done(second.id, second.token)]) == [True, True]
+        assert await journal.claim(target="target", owner="w", limit=10, lease=30) == []
+        await journal.close()
+
+    run(go())
+    (row,) = backend.rows("SELECT due_at, last_error, error_class FROM delivery WHERE id = 1")
+    assert (row[0], row[1], row[2]) == (math.inf, error, "transient")
 
 
 def test_only_the_head_of_each_key_is_claimed(backend: Backend) -> None:

@@ -52,7 +52,7 @@ def test_retry_after_as_an_http_date() -> None:
     assert retry_after({"retry-after": header}, now=1_000_000.0) == pytest.approx(60.0)
 
 
-@pytest.mark.parametrize("value", ["soon", "", "-"])
+@pytest.mark.parametrize("value", ["soon", "", "-", "inf", "nan", "1e999"])
 def test_unreadable_retry_after_is_ignored(value: str) -> None:
     assert retry_after({"retry-after": value}) is None
 

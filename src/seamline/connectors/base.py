@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,9 +199,11 @@ def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> floa
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "inf" and "nan" read as floats too; they are no time to wait
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -386,7 +386,7 @@ class TargetWorker:
         attempt: AttemptRecord | None,
     ) -> Settlement:
         return Settlement(
-            claimed.id, claimed.token, state, spent, due_at, error_class, error, attempt
+            claimed.id, claimed.token, state, spent, due_at, error_class, _readable(error), attempt
         )
 
     def _xrefs(
@@ -437,6 +437,12 @@ def _attempt(
         status=ex.status if ex else None,
         response=ex.response if ex else None,
         classification=kind,
-        error=error,
+        error=_readable(error),
         flow_version=flow.version,
     )
+
+
+def _readable(error: str | None) -> str | None:
+    """An error as journaled: a NUL (a UTF-16 error page quoted) written out, since
+    PostgreSQL's text cannot hold one and SQLite's JSON functions end a text there."""
+    return error.replace("\0", "\\x00") if error and "\0" in error else error

@@ -507,10 +507,30 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             self._count_settled(conn, skipped)
             # Messages never change once journaled (retention only empties their bodies):
             # read after the commit, on SQLite without holding the write lock.
-            return AfterCommit(lambda conn: self._claimed(conn, live)) if live else []
+            return AfterCommit(lambda conn: self._claimed_or_unleased(conn, live)) if live else []
 
         claimed: list[Claimed] = await self._submit(op)  # an AfterCommit is finished by then
         return claimed
+
+    def _claimed_or_unleased(self, conn: Any, live: list[Any]) -> list[Claimed]:
+        try:
+            return self._claimed(conn, live)
+        except Exception:
+            # Nothing was sent: the leases go back now (a lease that ran out would send a
+            # delivery unsafe to repeat to review). If that fails too, they run out.
+            with contextlib.suppress(Exception):
+                self._begin(conn)
+                try:
+                    now = time.time()
+                    for r in live:
+                        conn.execute(
+                            self.q["unlease_delivery"], {"id": r[0], "token": r[7], "now": now}
+                        )
+                except Exception:
+                    self._safe_rollback(conn)
+                    raise
+                self._commit(conn)
+            raise
 
     def _claimed(self, conn: Any, live: list[Any]) -> list[Claimed]:
         messages = self._claimed_messages(conn, live)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import functools
+import math
 import os
 import sqlite3
 import threading
@@ -333,9 +334,11 @@ class SqliteJournal(GroupCommitJournal):
     def _settle_fenced(
         self, conn: sqlite3.Connection, rows: list[dict[str, Any]], now: float
     ) -> set[int]:
+        if not _in_one_statement(rows):
+            return super()._settle_fenced(conn, rows, now)
         outcomes = orjson.dumps(
             [
-                (r["id"], r["token"], r["state"], r["spent"], repr(r["due_at"]), *_errors(r))
+                (r["id"], r["token"], r["state"], r["spent"], _real(r["due_at"]), *_errors(r))
                 for r in rows
             ]
         ).decode()
@@ -443,6 +446,25 @@ TALLY_FROM_TABLE = (
 
 def _errors(row: dict[str, Any]) -> tuple[str | None, str | None]:
     return row["error_class"], row["error"]
+
+
+def _in_one_statement(outcomes: list[dict[str, Any]]) -> bool:
+    """Whether outcomes can cross as one JSON array: `json_extract` ends a text at a NUL (an
+    error quoting a UTF-16 answer has them), and `UPDATE ... FROM` with one id twice would
+    apply either outcome (one at a time, the first wins)."""
+    if len({r["id"] for r in outcomes}) != len(outcomes):
+        return False
+    return not any("\0" in (r["error"] or "") or "\0" in (r["error_class"] or "") for r in outcomes)
+
+
+def _real(value: float) -> str:
+    """A float as text that `CAST(... AS REAL)` reads back: 'inf' would be 0.0 (a delivery
+    throttled with `Retry-After: inf` would be due at once)."""
+    if math.isfinite(value):
+        return repr(value)
+    if math.isnan(value):
+        raise ValueError("a delivery's due time is not a number")
+    return "1e999" if value > 0 else "-1e999"
 
 
 @functools.cache

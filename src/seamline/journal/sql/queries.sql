@@ -88,6 +88,11 @@ SET state = CASE WHEN safe_retry THEN 'pending' ELSE 'review' END,
 WHERE state = 'leased' AND lease_until < :now
 RETURNING id;
 
+-- unlease_delivery: a claim whose deliveries could not be handed to the worker gives them back
+-- (nothing was sent), fenced by its lease token
+UPDATE delivery SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = :now
+WHERE id = :id AND lease_token = :token AND state = 'leased';
+
 -- pending_targets: the target systems pending deliveries wait for
 SELECT DISTINCT target FROM delivery WHERE state = 'pending';
 
