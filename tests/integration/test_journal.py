@@ -103,6 +103,19 @@ def test_journal_is_wal_with_synchronous_full(journal_path: Path) -> None:
     conn.close()
 
 
+def test_an_sqlite_too_old_for_the_journal_is_refused_with_what_to_do(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+
+    async def go() -> None:
+        await SqliteJournal(journal_path).open()
+
+    with pytest.raises(JournalError, match=r"SQLite 3\.31\.1; the journal needs 3\.35\.0 or newer"):
+        run(go())
+
+
 def test_a_long_read_on_sqlite_leaves_the_event_loop_to_ingest(journal_path: Path) -> None:
     """Reads (a chart, a search, a count) run beside the event loop, not in it: a webhook is
     journaled and acknowledged while a long read is still going."""

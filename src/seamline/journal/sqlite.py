@@ -42,8 +42,18 @@ WRITE_WAIT = 10.0
 """Longest a write waits for another process's (SQLite's `busy_timeout` is as long)."""
 
 
+MIN_SQLITE = (3, 35, 0)
+"""The oldest SQLite the journal's statements run on (RETURNING; UPDATE ... FROM is 3.33)."""
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the pragmas every journal connection needs."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise JournalError(
+            f"this Python uses SQLite {sqlite3.sqlite_version}; the journal needs "
+            f"{'.'.join(map(str, MIN_SQLITE))} or newer: run Seamline with a Python built "
+            "against a newer SQLite (Debian 12's python3.11 has 3.40), or use PostgreSQL"
+        )
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
