@@ -348,7 +348,15 @@ class SqliteJournal(GroupCommitJournal):
             return super()._settle_fenced(conn, rows, now)
         outcomes = orjson.dumps(
             [
-                (r["id"], r["token"], r["state"], r["spent"], _real(r["due_at"]), *_errors(r))
+                (
+                    r["id"],
+                    r["token"],
+                    r["state"],
+                    r["spent"],
+                    _real(r["due_at"]),
+                    r["error_class"],
+                    r["error"],
+                )
                 for r in rows
             ]
         ).decode()
@@ -452,10 +460,6 @@ TALLY_FROM_TABLE = (
     "WHERE state NOT IN ('pending', 'leased', 'dead', 'review') GROUP BY flow, state"
 )
 """The tally counted from the whole table, into an empty `delivery_tally`."""
-
-
-def _errors(row: dict[str, Any]) -> tuple[str | None, str | None]:
-    return row["error_class"], row["error"]
 
 
 def _in_one_statement(outcomes: list[dict[str, Any]]) -> bool:
