@@ -64,20 +64,55 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
     everyone = [*ingest, *workers, *schedulers]
     history = tmp_path / "history.jsonl"
 
-    async def holding_leases(worker: Hub, within: float = 10.0) -> None:
-        """Until `worker` holds leased deliveries (a busy machine may be slow to claim)."""
+    def leased_by(worker: Hub) -> list[tuple[int, int]]:
+        """(id, lease token) of the deliveries `worker` holds now."""
         assert worker.proc is not None
-        held = (
-            "SELECT count(*) FROM delivery WHERE state = 'leased' "
-            f"AND lease_owner LIKE '%:{worker.proc.pid}'"
-        )
-        for _ in range(int(within / 0.05)):
-            if query(url, held)[0][0]:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"worker {worker.proc.pid} held no lease within {within:g} s")
+        return [
+            (int(i), int(t))
+            for i, t in query(
+                url,
+                "SELECT id, lease_token FROM delivery WHERE state = 'leased' "
+                f"AND lease_owner LIKE '%:{worker.proc.pid}'",
+            )
+        ]
 
-    async def go() -> None:
+    async def freeze_one_holding_leases(within: float = 20.0) -> tuple[Hub, list[tuple[int, int]]]:
+        """Freeze, with SIGSTOP, a worker that holds leased deliveries; say which, and what it
+        holds. A worker may settle between a look and the signal (the sink answers in 0.5 s),
+        so it is thawed and another look taken until the journal shows it holding some while
+        frozen. Which worker claims the heads of the keys is the journal's choice."""
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            worker = max(workers, key=lambda w: len(leased_by(w)))
+            if leased_by(worker):
+                worker.signal(signal.SIGSTOP)
+                await asyncio.sleep(0.3)  # a settle already on the wire lands
+                held = leased_by(worker)
+                if held:
+                    return worker, held
+                worker.signal(signal.SIGCONT)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no worker held a lease while frozen within {within:g} s")
+
+    async def taken_over(held: list[tuple[int, int]], within: float = 30.0) -> None:
+        """Until none of `held` is still leased under the same token: each lease expired
+        (the scheduler sweeps every 2 s) and went back to pending or to another worker."""
+        ids = ",".join(str(i) for i, _ in held)
+        for _ in range(int(within / 0.1)):
+            now = dict(
+                query(
+                    url,
+                    f"SELECT id, lease_token FROM delivery WHERE id IN ({ids}) "
+                    "AND state = 'leased'",
+                )
+            )
+            if not any(now.get(i) == token for i, token in held):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"leases {held} were not taken over within {within:g} s")
+
+    async def go() -> Hub:
+        """The load and the faults; the worker that was frozen."""
         for hub in everyone:
             await hub.start(within=30)
         sender = asyncio.create_task(
@@ -89,7 +124,7 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
                 connections=16,
                 id_prefix="s",
                 data=update,
-                rate=250,
+                rate=150,  # still sending when a worker is frozen, on a slow machine too
                 retry_for=120,
             )
         )
@@ -102,12 +137,11 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
         own_postgres.start()
         await asyncio.sleep(2)
         # A slow target keeps claims in every worker's hands; one worker is frozen past its
-        # 3 s lease while holding them
+        # 3 s lease while holding them, until the journal shows them taken over
         await sink.control(mode="slow", slow_seconds=0.5)
-        await holding_leases(workers[1])
-        workers[1].signal(signal.SIGSTOP)
-        await asyncio.sleep(6)
-        workers[1].signal(signal.SIGCONT)
+        frozen, held = await freeze_one_holding_leases()
+        await taken_over(held)
+        frozen.signal(signal.SIGCONT)
         await sink.control(mode="ok")
         schedulers[0].kill()  # the other one takes over
         await asyncio.sleep(1)
@@ -117,9 +151,10 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
         summary = await sender
         assert summary.unknown == 0 and summary.failed == 0, summary
         await drained(url, within=120)
+        return frozen
 
     try:
-        asyncio.run(go())
+        frozen = asyncio.run(go())
     finally:
         for hub in everyone:
             hub.stop()
@@ -150,4 +185,4 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
     # outcomes were refused (fenced), and the sink applied its repeated requests once
     said = "".join(log.read_text() for log in logs.iterdir())
     assert "leases expired" in said
-    assert "outcomes not recorded: the leases were taken over" in (logs / "worker1.log").read_text()
+    assert "outcomes not recorded: the leases were taken over" in frozen.log.read_text()
