@@ -83,8 +83,9 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
         frozen. Which worker claims the heads of the keys is the journal's choice."""
         deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
-            worker = max(workers, key=lambda w: len(leased_by(w)))
-            if leased_by(worker):
+            holding = {w: leased_by(w) for w in workers}
+            worker = max(workers, key=lambda w: len(holding[w]))
+            if holding[worker]:
                 worker.signal(signal.SIGSTOP)
                 await asyncio.sleep(0.3)  # a settle already on the wire lands
                 held = leased_by(worker)

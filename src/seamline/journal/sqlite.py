@@ -464,11 +464,12 @@ TALLY_FROM_TABLE = (
 
 def _in_one_statement(outcomes: list[dict[str, Any]]) -> bool:
     """Whether outcomes can cross as one JSON array: `json_extract` ends a text at a NUL (an
-    error quoting a UTF-16 answer has them), and `UPDATE ... FROM` with one id twice would
-    apply either outcome (one at a time, the first wins)."""
+    error quoting a UTF-16 answer has them; error classes are the worker's own names), and
+    `UPDATE ... FROM` with one id twice would apply either outcome (one at a time, the first
+    wins)."""
     if len({r["id"] for r in outcomes}) != len(outcomes):
         return False
-    return not any("\0" in (r["error"] or "") or "\0" in (r["error_class"] or "") for r in outcomes)
+    return not any("\0" in (r["error"] or "") for r in outcomes)
 
 
 def _real(value: float) -> str:
