@@ -103,6 +103,32 @@ def test_journal_is_wal_with_synchronous_full(journal_path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.parametrize(("made_with", "expected"), [(None, 16384), (4096, 4096)])
+def test_a_new_journal_has_large_pages_and_an_older_one_keeps_its_own(
+    journal_path: Path, made_with: int | None, expected: int
+) -> None:
+    if made_with is not None:  # a journal made by an earlier version, with SQLite's default
+        conn = sqlite3.connect(journal_path)
+        conn.execute(f"PRAGMA page_size = {made_with}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE made_before (x)")
+        conn.close()
+
+    async def go() -> int | None:
+        journal = SqliteJournal(journal_path)
+        await journal.open()
+        try:
+            return await journal.append(NewMessage("shop", "m-1", time.time(), b"{}", b"x" * 3000))
+        finally:
+            await journal.close()
+
+    assert run(go()) == 1
+    conn = sqlite3.connect(journal_path)
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == expected
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
 def test_an_sqlite_too_old_for_the_journal_is_refused_with_what_to_do(
     journal_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
