@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -72,6 +72,18 @@ class Source(Protocol):
         ...
 
 
+class SparseSource(Source, Protocol):
+    """A source that can decode only part of a message's data (routing reads a few fields;
+    a flow that forwards the data unchanged sends the bytes received)."""
+
+    def decode_sparse(
+        self, headers: Mapping[str, str], body: bytes, fields: frozenset[str]
+    ) -> tuple[Event, bytes]:
+        """The event with only `fields` (top-level names) and the source's keys in its data,
+        and the data's JSON as received. Raises `ContractError` where `decode` would."""
+        ...
+
+
 class Sink(Protocol):
     """What a worker needs from a target system."""
 
@@ -90,6 +102,29 @@ class Sink(Protocol):
     ) -> Exchange: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class RawSink(Sink, Protocol):
+    """A sink that can send an event's data as the JSON bytes the source sent (a flow
+    without mapping): nothing decoded and encoded again, numbers kept as written."""
+
+    def raw_fields(self, operation: str, options: Any) -> frozenset[str]:
+        """The top-level fields of the body the operation reads itself (a path template)."""
+        ...
+
+    async def send_raw(
+        self,
+        operation: str,
+        body: bytes,
+        fields: Mapping[str, Any],
+        *,
+        options: Any,
+        idempotency_key: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Exchange:
+        """As `send`, with `body` sent as it is; `fields` holds those `raw_fields` names."""
+        ...
 
 
 class PollJournal(Protocol):

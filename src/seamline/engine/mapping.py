@@ -102,6 +102,11 @@ class Mapping:
         """The target's request body for `event` (the event itself for an identity mapping)."""
         return self._apply(event)
 
+    @property
+    def identity(self) -> bool:
+        """No fields and no function: the body is the event's data as it came."""
+        return self._apply is _identity
+
 
 def compile_mapping(spec: MappingSpec, *, project_dir: Path, where: str = "mapping") -> Mapping:
     """Compile `spec`, or raise ProjectError with every problem found (file `where`).
@@ -145,6 +150,12 @@ def read_path(data: Any, path: str) -> Any:
     path is absent or null; the same reading the field rules do.
     """
     return _walk(data, _steps(path))
+
+
+def first_field(path: str) -> str:
+    """The top-level field a source path starts at (`order` of `order.number`): read_path of
+    the path reads the same in data holding only that field."""
+    return path.split(".", 1)[0]
 
 
 @functools.lru_cache(maxsize=1024)

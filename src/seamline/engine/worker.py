@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from seamline.connectors.base import Exchange, Sink
+from seamline.connectors.base import Exchange, RawSink, Sink
 from seamline.connectors.shape import Shapes
 from seamline.engine.budget import Budget
 from seamline.engine.router import Router
@@ -111,6 +111,9 @@ class TargetWorker:
         self.journal = journal
         self.router = router
         self.sink = sink
+        self.raw_sink = sink if isinstance(sink, RawSink) else None
+        """The sink, when it can send a flow's data as the bytes received."""
+        self._raw_fields: dict[tuple[str, str], frozenset[str] | None] = {}
         self.budget = budget
         self.owner = owner
         self.batch = batch
@@ -226,14 +229,22 @@ class TargetWorker:
                 None,
             )
         started = time.time()
+        raw: bytes | None = None
         try:
             if claimed.payload is not None:
-                keys: dict[str, str] = {}
+                keys: Mapping[str, str] = {}
                 event_data = orjson.loads(claimed.payload)
             else:
-                event = self.router.event(_stored(claimed))
+                fields = self._forwarded(flow)
+                sparse = (
+                    None if fields is None else self.router.sparse_event(_stored(claimed), fields)
+                )
+                if sparse is not None:
+                    event, raw = sparse
+                else:
+                    event = self.router.event(_stored(claimed))
                 keys, event_data = event.keys, event.data
-            body = flow.mapping.apply(event_data)
+            body = event_data if raw is not None else flow.mapping.apply(event_data)
         except Skip as skip:
             return self._settle(claimed, "skipped", 0, now, None, skip.reason, None)
         except ContractError as exc:
@@ -254,13 +265,25 @@ class TargetWorker:
                 delivery=claimed.id,
                 attempt=claimed.attempts + 1,
             ) as span:
-                exchange = await self.sink.send(
-                    flow.spec.target.operation,
-                    body,
-                    options=flow.target_options,
-                    idempotency_key=idempotency_key(claimed),
-                    headers={TRACE_HEADER: span.traceparent},
-                )
+                headers = {TRACE_HEADER: span.traceparent}
+                operation = flow.spec.target.operation
+                if raw is not None and self.raw_sink is not None:
+                    exchange = await self.raw_sink.send_raw(
+                        operation,
+                        raw,
+                        body,
+                        options=flow.target_options,
+                        idempotency_key=idempotency_key(claimed),
+                        headers=headers,
+                    )
+                else:
+                    exchange = await self.sink.send(
+                        operation,
+                        body,
+                        options=flow.target_options,
+                        idempotency_key=idempotency_key(claimed),
+                        headers=headers,
+                    )
                 outcome = "delivered" if exchange.error is None else type(exchange.error).__name__
                 span.outcome(outcome, exchange.status)
         except ContractError as exc:
@@ -272,6 +295,17 @@ class TargetWorker:
         if self.shapes is not None and exchange.response:
             self._sample_answer(flow.spec.target.operation, exchange.response, claimed.id)
         return self._classify(claimed, flow, started, exchange, keys)
+
+    def _forwarded(self, flow: Flow) -> frozenset[str] | None:
+        """For a flow without mapping to a sink that can send bytes: the fields of the data
+        the sink reads itself. None for every other flow (its body is mapped and encoded)."""
+        version = (flow.name, flow.version)
+        if version not in self._raw_fields:
+            fields = None
+            if flow.mapping.identity and self.raw_sink is not None:
+                fields = self.raw_sink.raw_fields(flow.spec.target.operation, flow.target_options)
+            self._raw_fields[version] = fields
+        return self._raw_fields[version]
 
     def _sample_answer(self, operation: str, response: bytes, delivery: int) -> None:
         """Learn the shape of the target's answers (sampled); a change is a vendor warning."""

@@ -73,13 +73,37 @@ class HttpSink:
         idempotency_key: str,
         headers: Mapping[str, str] | None = None,
     ) -> Exchange:
-        op = (
-            options
-            if isinstance(options, RequestOperation)
-            else RequestOperation.model_validate(options)
+        op = _operation(options)
+        return await self._exchange(
+            op, fill_path(op.path, body), orjson.dumps(body), idempotency_key, headers
         )
-        path = fill_path(op.path, body)
-        data = orjson.dumps(body)
+
+    def raw_fields(
+        self, operation: str, options: Mapping[str, Any] | RequestOperation
+    ) -> frozenset[str]:
+        return frozenset(_template_fields(_operation(options).path))
+
+    async def send_raw(
+        self,
+        operation: str,
+        body: bytes,
+        fields: Mapping[str, Any],
+        *,
+        options: Mapping[str, Any] | RequestOperation,
+        idempotency_key: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Exchange:
+        op = _operation(options)
+        return await self._exchange(op, fill_path(op.path, fields), body, idempotency_key, headers)
+
+    async def _exchange(
+        self,
+        op: RequestOperation,
+        path: str,
+        data: bytes,
+        idempotency_key: str,
+        headers: Mapping[str, str] | None,
+    ) -> Exchange:
         request_headers = {**self._headers, "Idempotency-Key": idempotency_key, **(headers or {})}
         record = f"{op.method} {self._base}{path}\n".encode() + data
         started = time.perf_counter()
@@ -111,6 +135,12 @@ class HttpSink:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _operation(options: Mapping[str, Any] | RequestOperation) -> RequestOperation:
+    if isinstance(options, RequestOperation):
+        return options
+    return RequestOperation.model_validate(options)
 
 
 def deprecation(system: str, call: str, headers: Mapping[str, str]) -> tuple[str, ...]:
