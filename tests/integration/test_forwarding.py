@@ -13,10 +13,10 @@ from seamline.engine.budget import Budget, Limits, MemoryLedger
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
 from seamline.journal.base import NewMessage, StoredMessage
-from seamline.journal.sqlite import SqliteJournal
 from seamline.project import Project, load_project
 from seamline.sandbox.project import write_shop_project
 from seamline.sandbox.recording_sink import read_records, start_recording_sink
+from tests.conftest import Backend
 
 # The shop project's flow `orders`: PUT /orders/{id}, ordered by id, no mapping. A second flow
 # filters, orders by a nested key and skips stale updates, so routing reads more fields.
@@ -42,15 +42,17 @@ def router(project: Project, *, keep_events: bool) -> Router:
     return r
 
 
-def test_a_flow_without_mapping_sends_the_data_as_the_source_wrote_it(tmp_path: Path) -> None:
+def test_a_flow_without_mapping_sends_the_data_as_the_source_wrote_it(
+    tmp_path: Path, backend: Backend
+) -> None:
     # Spaces, key order, 12.50 and 1E2 would all change if the data were decoded and encoded.
     data = '{"id": 7,  "note": "Café", "total": 12.50, "x": 1E2, "lines": [ ]}'.encode()
-    body = b'{"type": "order.updated", "data": ' + data + b"}"
+    body = b'{"type": "order.updated", "data": ' + data + b', "timestamp": "2026-11-30"}'
 
-    async def go() -> tuple[bytes, str, str]:
+    async def go() -> tuple[bytes, str, bytes]:
         async with await start_recording_sink(db_path=tmp_path / "sink.db") as sink:
             project = shop(tmp_path / "p", sink.port)
-            journal = SqliteJournal(tmp_path / "p" / "journal.db")
+            journal = backend.make()
             await journal.open()
             r = router(project, keep_events=False)
             mid = await journal.append(NewMessage("shop", "m1", time.time(), b"{}", body))
@@ -71,17 +73,23 @@ def test_a_flow_without_mapping_sends_the_data_as_the_source_wrote_it(tmp_path: 
             )
             (claimed,) = await journal.claim(target="sink", owner="test", limit=10, lease=30.0)
             settlement = await worker.deliver(claimed)
+            assert settlement.state == "delivered"
             assert await journal.settle([settlement]) == [True]
+            detail = await journal.delivery_detail(claimed.id)
             await journal.close()
-            assert settlement.state == "delivered" and settlement.attempt is not None
-            request = settlement.attempt.request or b""
+        assert detail is not None
+        (attempt,) = detail["attempts"]
         (record,) = read_records(tmp_path / "sink.db")
-        return record.body, record.path, request.decode()
+        return record.body, record.path, attempt["request"]
 
     sent, path, journaled = asyncio.run(go())
     assert sent == data
     assert path == "/orders/7"
-    assert journaled.endswith(data.decode())  # the attempt shows what was sent
+    assert journaled.startswith(b"PUT http://127.0.0.1:")
+    assert journaled.endswith(b"/orders/7\n" + data)  # the attempt reads as what was sent
+    # ... while the journal wrote the body once, in the message: the attempt keeps the head.
+    ((stored,),) = backend.rows("SELECT request FROM attempt")
+    assert bytes(stored) == journaled[: -len(data)]
 
 
 PAID = '"financial_status": "paid", "customer": {"id": 5}, "updated_at": "2026-11-22T10:00:00Z"'

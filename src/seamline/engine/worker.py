@@ -294,7 +294,10 @@ class TargetWorker:
             self.warnings.extend(w for w in exchange.warnings if w not in self.warnings)
         if self.shapes is not None and exchange.response:
             self._sample_answer(flow.spec.target.operation, exchange.response, claimed.id)
-        return self._classify(claimed, flow, started, exchange, keys)
+        body_at = None
+        if raw is not None and exchange.request.endswith(raw):
+            body_at = _span(claimed.body, raw)
+        return self._classify(claimed, flow, started, exchange, keys, body_at)
 
     def _forwarded(self, flow: Flow) -> frozenset[str] | None:
         """For a flow without mapping to a sink that can send bytes: the fields of the data
@@ -322,14 +325,20 @@ class TargetWorker:
                 self.warnings.append(drift.text())
 
     def _classify(
-        self, claimed: Claimed, flow: Flow, started: float, ex: Exchange, keys: Mapping[str, str]
+        self,
+        claimed: Claimed,
+        flow: Flow,
+        started: float,
+        ex: Exchange,
+        keys: Mapping[str, str],
+        span: tuple[int, int] | None = None,
     ) -> Settlement:
         error = ex.error
         now = time.time()
         if error is None:
             self.budget.succeeded()
             self.stats.delivered += 1
-            attempt = _attempt(started, ex, "delivered", None, flow)
+            attempt = _attempt(started, ex, "delivered", None, flow, span)
             return Settlement(
                 claimed.id,
                 claimed.token,
@@ -348,7 +357,7 @@ class TargetWorker:
             wait = error.retry_after if error.retry_after is not None else DEFAULT_THROTTLE
             self.budget.hold(wait)
             self.stats.held += 1
-            attempt = _attempt(started, ex, "throttled", str(error), flow)
+            attempt = _attempt(started, ex, "throttled", str(error), flow, span)
             return self._settle(claimed, "pending", 0, now + wait, "throttled", str(error), attempt)
         if isinstance(error, TransientError):
             unsafe = isinstance(error, UnknownOutcomeError) and not self.sink.idempotent(
@@ -356,7 +365,7 @@ class TargetWorker:
             )
             tripped = self.budget.failed()
             if unsafe:
-                attempt = _attempt(started, ex, "unknown", str(error), flow)
+                attempt = _attempt(started, ex, "unknown", str(error), flow, span)
                 return self._settle(
                     claimed,
                     "review",
@@ -370,7 +379,7 @@ class TargetWorker:
             if tripped:
                 # The circuit is open: this delivery waits out the outage without burning attempts.
                 self.stats.held += 1
-                attempt = _attempt(started, ex, "held", str(error), flow)
+                attempt = _attempt(started, ex, "held", str(error), flow, span)
                 wait = max(self.budget.retry_in(), flow.retry.delay(1))
                 return self._settle(claimed, "pending", 0, now + wait, "held", str(error), attempt)
             return self._retry(
@@ -378,7 +387,7 @@ class TargetWorker:
                 flow,
                 kind,
                 str(error),
-                _attempt(started, ex, kind, str(error), flow),
+                _attempt(started, ex, kind, str(error), flow, span),
                 retry_after=error.retry_after,
             )
         kind = "contract" if isinstance(error, ContractError) else "permanent"
@@ -386,7 +395,13 @@ class TargetWorker:
             kind = "bug"
         self.stats.dead += 1
         return self._settle(
-            claimed, "dead", 1, now, kind, str(error), _attempt(started, ex, kind, str(error), flow)
+            claimed,
+            "dead",
+            1,
+            now,
+            kind,
+            str(error),
+            _attempt(started, ex, kind, str(error), flow, span),
         )
 
     def _retry(
@@ -462,18 +477,38 @@ def _stored(claimed: Claimed) -> StoredMessage:
 
 
 def _attempt(
-    started: float, ex: Exchange | None, kind: str, error: str | None, flow: Flow
+    started: float,
+    ex: Exchange | None,
+    kind: str,
+    error: str | None,
+    flow: Flow,
+    span: tuple[int, int] | None = None,
 ) -> AttemptRecord:
+    request = ex.request if ex else None
+    if request is not None and span is not None:  # the body is the message's, kept there
+        request = request[: len(request) - (span[1] - span[0])]
     return AttemptRecord(
         started_at=started,
         duration=ex.duration if ex else time.time() - started,
-        request=ex.request if ex else None,
+        request=request,
         status=ex.status if ex else None,
         response=ex.response if ex else None,
         classification=kind,
         error=_readable(error),
         flow_version=flow.version,
+        body_span=span if request is not None else None,
     )
+
+
+def _span(body: bytes, part: bytes) -> tuple[int, int] | None:
+    """Where `part` lies in `body`. Looked for from the end first: a webhook's data is
+    mostly its last field, and a whole search costs ~2 us for 3 KB."""
+    start = body.rfind(part[:64])
+    if start < 0 or not body.startswith(part, start):
+        start = body.find(part)
+        if start < 0:
+            return None
+    return start, start + len(part)
 
 
 def _readable(error: str | None) -> str | None:

@@ -87,6 +87,10 @@ class AttemptRecord:
     classification: str
     error: str | None
     flow_version: str
+    body_span: tuple[int, int] | None = None
+    """Where the request's body lies in the message's body (a flow forwarding the data as
+    received): `request` then holds what precedes the body, and the journal adds the body
+    back when it is read."""
 
 
 @dataclass(frozen=True, slots=True)

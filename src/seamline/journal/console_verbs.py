@@ -299,9 +299,11 @@ class ConsoleVerbs:
         messages = await self._rows("message_row", id=delivery["message_id"])
         attempts = await self._query_dicts(
             "SELECT id, started_at, duration, request, status, response, classification, error, "
-            f"flow_version FROM attempt WHERE delivery_id = {self.marker} ORDER BY id",
+            "flow_version, body_start, body_end FROM attempt "
+            f"WHERE delivery_id = {self.marker} ORDER BY id",
             [delivery_id],
         )
+        message = _plain(messages[0]) if messages else None
         xrefs = await self._query_dicts(
             "SELECT entity, system, key, other_system, other_key, created_at FROM xref "
             f"WHERE delivery_id = {self.marker}",
@@ -313,9 +315,9 @@ class ConsoleVerbs:
         )
         return {
             "delivery": delivery,
-            "message": _plain(messages[0]) if messages else None,
+            "message": message,
             "keys": keys,
-            "attempts": [_plain(a) for a in attempts],
+            "attempts": [_whole_request(_plain(a), message) for a in attempts],
             "xrefs": xrefs,
         }
 
@@ -337,6 +339,18 @@ class ConsoleVerbs:
 
     async def rejected_groups(self) -> list[dict[str, Any]]:
         return await self._rows("rejected_groups")
+
+
+def _whole_request(attempt: dict[str, Any], message: dict[str, Any] | None) -> dict[str, Any]:
+    """The attempt with its request whole: a forwarded body is kept in the message's body
+    (`body_start` to `body_end`, see `AttemptRecord.body_span`) and joined back here."""
+    start, end = attempt.pop("body_start"), attempt.pop("body_end")
+    if start is not None and attempt["request"] is not None:
+        body = message.get("body") if message else None
+        if body is None:  # retention took the message's body: what is left is the head
+            return attempt
+        attempt["request"] += body[start:end]
+    return attempt
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

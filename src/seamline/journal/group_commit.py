@@ -655,6 +655,8 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     "classification": s.attempt.classification,
                     "error": s.attempt.error,
                     "flow_version": s.attempt.flow_version,
+                    "body_start": s.attempt.body_span[0] if s.attempt.body_span else None,
+                    "body_end": s.attempt.body_span[1] if s.attempt.body_span else None,
                 }
                 for s in recorded
                 if s.attempt is not None

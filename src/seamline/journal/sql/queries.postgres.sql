@@ -133,10 +133,11 @@ RETURNING d.id;
 
 -- insert_attempt_set: tries of deliveries, as they happened on the wire
 INSERT INTO attempt (delivery_id, started_at, duration, request, status, response,
-                     classification, error, flow_version)
+                     classification, error, flow_version, body_start, body_end)
 SELECT * FROM unnest(%(delivery_id)s::bigint[], %(started_at)s::float8[], %(duration)s::float8[],
                      %(request)b::bytea[], %(status)s::int[], %(response)b::bytea[],
-                     %(classification)s::text[], %(error)s::text[], %(flow_version)s::text[]);
+                     %(classification)s::text[], %(error)s::text[], %(flow_version)s::text[],
+                     %(body_start)s::int[], %(body_end)s::int[]);
 
 -- record_applied_set: the newest source version applied per key (a key twice in one set is
 -- one row: ON CONFLICT may touch a row only once per statement)

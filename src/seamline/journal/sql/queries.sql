@@ -64,9 +64,9 @@ WHERE id = :id AND lease_token = :token AND state = 'leased';
 
 -- insert_attempt: one try of a delivery, as it happened on the wire
 INSERT INTO attempt (delivery_id, started_at, duration, request, status, response,
-                     classification, error, flow_version)
+                     classification, error, flow_version, body_start, body_end)
 VALUES (:delivery_id, :started_at, :duration, :request, :status, :response,
-        :classification, :error, :flow_version);
+        :classification, :error, :flow_version, :body_start, :body_end);
 
 -- record_applied: remember the newest source version applied for a key
 INSERT INTO applied (flow, key, version) VALUES (:flow, :key, :version)
