@@ -13,6 +13,7 @@ from seamline.engine.budget import Budget, Limits, MemoryLedger
 from seamline.engine.router import Router
 from seamline.engine.worker import TargetWorker, WorkerStats
 from seamline.journal.base import NewMessage, StoredMessage
+from seamline.journal.console_verbs import PURGED_BODY
 from seamline.project import Project, load_project
 from seamline.sandbox.project import write_shop_project
 from seamline.sandbox.recording_sink import read_records, start_recording_sink
@@ -55,7 +56,8 @@ def test_a_flow_without_mapping_sends_the_data_as_the_source_wrote_it(
             journal = backend.make()
             await journal.open()
             r = router(project, keep_events=False)
-            mid = await journal.append(NewMessage("shop", "m1", time.time(), b"{}", body))
+            received = time.time() - 100  # before the retention cut below, the attempt after
+            mid = await journal.append(NewMessage("shop", "m1", received, b"{}", body))
             assert mid is not None
             await journal.route([r.route(StoredMessage(mid, "shop", "m1", 0.0, b"{}", body))])
             system = project.systems["sink"]
@@ -76,9 +78,13 @@ def test_a_flow_without_mapping_sends_the_data_as_the_source_wrote_it(
             assert settlement.state == "delivered"
             assert await journal.settle([settlement]) == [True]
             detail = await journal.delivery_detail(claimed.id)
+            await journal.purge(before=received + 50)  # the message's body goes, not the attempt's
+            purged = await journal.delivery_detail(claimed.id)
             await journal.close()
-        assert detail is not None
+        assert detail is not None and purged is not None
         (attempt,) = detail["attempts"]
+        (after_retention,) = purged["attempts"]
+        assert after_retention["request"] == attempt["request"][: -len(data)] + PURGED_BODY
         (record,) = read_records(tmp_path / "sink.db")
         return record.body, record.path, attempt["request"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seamline.connectors.http.connector import HttpOptions
@@ -52,6 +52,16 @@ CASES: list[tuple[str, bytes, bytes | None]] = [
         "the data first, extra fields",
         b'{"data":{"id":3},"type":"order.paid","v":[1,{}]}',
         b'{"id":3}',
+    ),
+    (
+        "nested 900 levels deep",
+        b'{"type":"order.paid","data":{"id":1,"deep":' + b"[" * 900 + b"]" * 900 + b"}}",
+        b'{"id":1,"deep":' + b"[" * 900 + b"]" * 900 + b"}",
+    ),
+    (
+        "an id beyond 64 bits: read whole, as a float like orjson does",
+        b'{"type":"order.paid","data":{"id":123456789012345678901234567890}}',
+        orjson.dumps({"id": 123456789012345678901234567890.0}),
     ),
     ("invalid UTF-8 in a field routing skips", b'{"type":"order.paid","data":{"n":"\xff"}}', None),
     ("a broken array in a skipped field", b'{"type":"order.paid","data":{"n":[1,}}', None),
@@ -100,6 +110,15 @@ def test_a_number_beyond_a_double_in_a_skipped_field_is_forwarded_as_written() -
     assert event.data == {"id": 1} and data == b'{"id":1,"big":1e999}'
 
 
+def test_data_nested_past_what_can_be_read_sparsely_or_written_is_a_contract_error() -> None:
+    # orjson reads 1,024 levels and writes 255; msgspec reads ~1,000: between them, a clear
+    # refusal rather than a crash.
+    body = b'{"type":"order.paid","data":{"id":1,"deep":' + b"[" * 1010 + b"]" * 1010 + b"}}"
+    assert SOURCE.decode({}, body).data["id"] == 1
+    with pytest.raises(ContractError, match="cannot be sent as JSON"):
+        SOURCE.decode_sparse({}, body, ROUTING)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
     lambda inner: (
@@ -109,6 +128,7 @@ json_values = st.recursive(
 )
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.dictionaries(st.sampled_from(["id", "a", "b", "é", "x.y", ""]), json_values),
     fields=st.frozensets(st.sampled_from(["id", "a", "é", "x.y", "", "missing"])),

@@ -341,15 +341,19 @@ class ConsoleVerbs:
         return await self._rows("rejected_groups")
 
 
+PURGED_BODY = b"(the body sent was the message's data, purged with it by retention)"
+
+
 def _whole_request(attempt: dict[str, Any], message: dict[str, Any] | None) -> dict[str, Any]:
     """The attempt with its request whole: a forwarded body is kept in the message's body
     (`body_start` to `body_end`, see `AttemptRecord.body_span`) and joined back here."""
     start, end = attempt.pop("body_start"), attempt.pop("body_end")
     if start is not None and attempt["request"] is not None:
         body = message.get("body") if message else None
-        if body is None:  # retention took the message's body: what is left is the head
-            return attempt
-        attempt["request"] += body[start:end]
+        if body is None:  # retention took the message's body, and the body sent with it
+            attempt["request"] += PURGED_BODY
+        else:
+            attempt["request"] += body[start:end]
     return attempt
 
 

@@ -22,6 +22,9 @@ from seamline.connectors.http.signature import WebhookVerifier
 from seamline.engine.mapping import first_field, read_path
 from seamline.errors import ContractError
 
+_INT64, _UINT64 = -(2**63), 2**64 - 1
+"""The integers orjson reads as integers; beyond them it makes floats, msgspec does not."""
+
 _Picker = tuple[tuple[tuple[str, str], ...], msgspec.json.Decoder[Any]]
 """(attribute, field) pairs, and the decoder of a struct with those attributes."""
 
@@ -64,8 +67,11 @@ class HttpSource:
         """The event with only `fields` (top-level names in its data) and the source's keys
         decoded, and the data's JSON exactly as received.
 
-        Raises ContractError where `decode` would. The whole body must be JSON in UTF-8; a
-        body this reading cannot take apart is decoded whole (and its data re-encoded).
+        Raises ContractError where `decode` would, but for what it does not read: a number
+        beyond a double's range there passes (and is forwarded as written). The whole body
+        must be JSON in UTF-8; a body this reading cannot take apart is decoded whole (and its
+        data re-encoded). A field given twice counts by its last value, as in `decode`, while
+        the bytes keep both.
         """
         pairs, picker = self._picker(fields | self._key_fields)
         try:
@@ -77,15 +83,22 @@ class HttpSource:
             if not raw.startswith(b"{"):
                 raise ValueError("no object in the data field")
             picked = picker.decode(raw)
-        except (msgspec.MsgspecError, ValueError):
-            event = self.decode(headers, body)  # says what is wrong, or takes an odd shape
-            return event, orjson.dumps(event.data)
+            data = {}
+            for attr, field in pairs:
+                value = getattr(picked, attr)
+                if value is not msgspec.UNSET:
+                    if type(value) is int and not _INT64 <= value <= _UINT64:
+                        raise ValueError("orjson reads this integer as a float")
+                    data[field] = value
+        except (msgspec.MsgspecError, ValueError, RecursionError):
+            # The whole decode says what is wrong, or takes the odd shape (msgspec stops at
+            # ~1,000 levels of nesting, orjson at 1,024).
+            event = self.decode(headers, body)
+            try:
+                return event, orjson.dumps(event.data)
+            except TypeError as exc:  # nested past orjson's 255 levels for writing
+                raise ContractError(f"the data cannot be sent as JSON: {exc}") from None
         name = self._name(getattr(envelope, "name"))  # noqa: B009 - as above
-        data = {}
-        for attr, field in pairs:
-            value = getattr(picked, attr)
-            if value is not msgspec.UNSET:
-                data[field] = value
         return Event(name, data, self._keys(data)), raw
 
     def _picker(self, fields: frozenset[str]) -> _Picker:
