@@ -36,15 +36,30 @@ def shop(root: Path, sink_port: int) -> Project:
     return load_project(root)
 
 
-def router(project: Project, *, keep_events: bool) -> Router:
+def router(project: Project, *, keep_events: bool, forwarding: bool = False) -> Router:
+    """`keep_events`: a worker in this process will send (the hub's `--role all`, no worker
+    processes); `forwarding`: the router is told which flows forward their data."""
     system = project.systems["shop"]
-    r = Router(project, {"shop": system.connector.source("shop", system.options)}, lambda f: True)
+    source = system.connector.source("shop", system.options)
+    forwards = (lambda flow: flow.mapping.identity) if forwarding else None
+    r = Router(project, {"shop": source}, lambda f: True, forwards=forwards)
     r.keep_events = keep_events
     return r
 
 
+# (case, keep_events, forwarding)
+ROUTERS = [
+    ("another process delivers", False, False),
+    ("this process delivers, the event kept for it", True, False),
+    ("this process delivers, told the flows forward", True, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "keep_events", "forwarding"), ROUTERS, ids=[c[0] for c in ROUTERS]
+)
 def test_a_flow_without_mapping_sends_the_data_as_the_source_wrote_it(
-    tmp_path: Path, backend: Backend
+    tmp_path: Path, backend: Backend, case: str, keep_events: bool, forwarding: bool
 ) -> None:
     # Spaces, key order, 12.50 and 1E2 would all change if the data were decoded and encoded.
     data = '{"id": 7,  "note": "Café", "total": 12.50, "x": 1E2, "lines": [ ]}'.encode()
@@ -55,7 +70,7 @@ def test_a_flow_without_mapping_sends_the_data_as_the_source_wrote_it(
             project = shop(tmp_path / "p", sink.port)
             journal = backend.make()
             await journal.open()
-            r = router(project, keep_events=False)
+            r = router(project, keep_events=keep_events, forwarding=forwarding)
             received = time.time() - 100  # before the retention cut below, the attempt after
             mid = await journal.append(NewMessage("shop", "m1", received, b"{}", body))
             assert mid is not None
@@ -118,6 +133,6 @@ def test_routing_on_the_needed_fields_reaches_the_whole_decodes_verdict(
     body = ('{"type": "order.updated", "data": ' + data + "}").encode()
     message = StoredMessage(1, "shop", "m1", 0.0, b"{}", body)
     whole = router(project, keep_events=True).route(message)
-    sparse = router(project, keep_events=False).route(message)
-    assert sparse == whole
+    assert router(project, keep_events=False).route(message) == whole
+    assert router(project, keep_events=True, forwarding=True).route(message) == whole
     assert (whole.rejected is not None) == case.endswith("rejected")

@@ -41,7 +41,7 @@ from seamline.console import Console
 from seamline.engine.budget import Budget, BudgetLedger, BudgetView, Limits, MemoryLedger
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
-from seamline.engine.worker import TargetWorker, WorkerStats
+from seamline.engine.worker import TargetWorker, WorkerStats, forwarded_fields
 from seamline.engine.worker_process import HubLink, WorkerProcess, fingerprint, parse_worker_of
 from seamline.errors import ProjectError, SeamlineError, ThrottledError
 from seamline.journal.base import StoredMessage
@@ -171,7 +171,9 @@ class Hub:
         self.shapes = Shapes()
         """What each source sends, learned from sampled messages (vendor drift warnings)."""
         self._shapes_kept = 0
-        self.router = Router(project, self.sources, self._safe_retry, shapes=self.shapes)
+        self.router = Router(
+            project, self.sources, self._safe_retry, shapes=self.shapes, forwards=self._forwards
+        )
         self.stats = WorkerStats()
         self.state = HubState()
         traces = settings.telemetry.traces
@@ -251,6 +253,10 @@ class Hub:
             if child
             else None
         )
+
+    def _forwards(self, flow: Flow) -> bool:
+        sink = self.sinks.get(flow.spec.target.system)
+        return forwarded_fields(flow, sink) is not None
 
     def _safe_retry(self, flow: Flow) -> bool:
         sink = self.sinks.get(flow.spec.target.system)

@@ -88,9 +88,13 @@ class Router:
         sinks_safe: Callable[[Flow], bool],
         *,
         shapes: Shapes | None = None,
+        forwards: Callable[[Flow], bool] | None = None,
     ) -> None:
+        """`forwards(flow)`: the flow sends its data as received (its worker reads it itself)."""
         self._project = project
         self._fields: dict[str, frozenset[str]] = {}
+        self._forwards = forwards
+        self._forwarded_only: dict[str, bool] = {}
         self.sources = sources
         self._safe_retry = sinks_safe
         self.shapes = shapes
@@ -114,6 +118,7 @@ class Router:
     def project(self, project: Project) -> None:
         self._project = project
         self._fields = {}
+        self._forwarded_only = {}
 
     def routing_fields(self, system: str) -> frozenset[str]:
         """The top-level fields of a system's event data that routing reads: the ordering
@@ -133,6 +138,20 @@ class Router:
             known = self._fields[system] = frozenset(first_field(p) for p in paths)
         return known
 
+    def _keeps(self, system: str) -> bool:
+        """Whether routing keeps a system's events for the worker in this process: not when
+        another process delivers, nor when every flow of the system forwards its data."""
+        if not self.keep_events:
+            return False
+        forwarded = self._forwarded_only.get(system)
+        if forwarded is None:
+            flows = [f for f in self._project.flows.values() if f.spec.source.system == system]
+            forwards = self._forwards
+            forwarded = self._forwarded_only[system] = (
+                forwards is not None and bool(flows) and all(forwards(f) for f in flows)
+            )
+        return not forwarded
+
     def decode(self, message: StoredMessage) -> Event:
         if message.system == HUB:
             return _hub_event(message)
@@ -143,9 +162,10 @@ class Router:
 
     def route(self, message: StoredMessage) -> Routing:
         try:
-            if self.keep_events:
+            keep = self._keeps(message.system)
+            if keep:
                 event = self.decode(message)
-            else:  # nobody here sends it: read what routing needs
+            else:  # no worker here will use the event: read what routing needs
                 sparse = self.sparse_event(message, self.routing_fields(message.system))
                 event = sparse[0] if sparse is not None else self.decode(message)
         except ContractError as exc:
@@ -168,7 +188,7 @@ class Router:
                     deliveries.append(delivery)
         except ContractError as exc:
             return Routing(message.id, event.name, keys=event.keys, rejected=str(exc))
-        if len(deliveries) == 1 and self.keep_events:
+        if len(deliveries) == 1 and keep:
             self._recent[message.id] = event
             if len(self._recent) > RECENT_EVENTS:
                 self._recent.popitem(last=False)

@@ -79,6 +79,15 @@ def idempotency_key(claimed: Claimed) -> str:
     return key
 
 
+def forwarded_fields(flow: Flow, sink: Sink | None) -> frozenset[str] | None:
+    """For a flow without mapping to a sink that sends bytes as they are: the top-level
+    fields of the data the sink reads itself (a path template). None for every other flow:
+    its body is mapped and encoded."""
+    if flow.mapping.identity and isinstance(sink, RawSink):
+        return sink.raw_fields(flow.spec.target.operation, flow.target_options)
+    return None
+
+
 class TargetWorker:
     """The delivery loops of one target system."""
 
@@ -304,10 +313,7 @@ class TargetWorker:
         the sink reads itself. None for every other flow (its body is mapped and encoded)."""
         version = (flow.name, flow.version)
         if version not in self._raw_fields:
-            fields = None
-            if flow.mapping.identity and self.raw_sink is not None:
-                fields = self.raw_sink.raw_fields(flow.spec.target.operation, flow.target_options)
-            self._raw_fields[version] = fields
+            self._raw_fields[version] = forwarded_fields(flow, self.raw_sink)
         return self._raw_fields[version]
 
     def _sample_answer(self, operation: str, response: bytes, delivery: int) -> None:
