@@ -42,8 +42,13 @@ class OrderSystem:
         return web.json_response({"id": f"oms-{len(self.got)}"})
 
 
-async def webhook(port: int, secret: str, n: int) -> None:
-    body = orjson.dumps({"type": "order.created", "data": {**order_data(n), "source_name": "web"}})
+def web_order(n: int) -> bytes:
+    return orjson.dumps({"type": "order.created", "data": {**order_data(n), "source_name": "web"}})
+
+
+async def webhook(port: int, secret: str, n: int, body: bytes | None = None) -> dict[str, Any]:
+    """POST webhook `msg_{n}` (by default web order `n`) to the webshop's hook; the answer."""
+    body = web_order(n) if body is None else body
     now = int(time.time())
     headers = {
         "webhook-id": f"msg_{n}",
@@ -55,6 +60,8 @@ async def webhook(port: int, secret: str, n: int) -> None:
         http.post(f"http://127.0.0.1:{port}/hooks/webshop", data=body, headers=headers) as r,
     ):
         assert r.status in (200, 202), await r.text()
+        answer: dict[str, Any] = await r.json()
+        return answer
 
 
 async def seamline(*args: str) -> tuple[int, str]:

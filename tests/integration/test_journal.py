@@ -217,6 +217,48 @@ def test_concurrent_appends_share_commits(backend: Backend) -> None:
     assert commits < 200
 
 
+def test_messages_routed_as_they_arrive_are_stored_with_their_verdicts_and_deliveries(
+    backend: Backend,
+) -> None:
+    # Given one group of arrivals: routed with a delivery, routed to no flow, rejected, a
+    # repeat of the first (routed again), and one left for the router
+    arrivals = [
+        (message(1), Routing(0, "order.created", {"order": "1001"}, [delivery(key="1001")])),
+        (message(2), Routing(0, "order.paid")),
+        (message(3), Routing(0, None, rejected="no id in the order")),
+        (message(1), Routing(0, "order.created", deliveries=[delivery(key="1001")])),
+        (message(4), None),
+    ]
+
+    async def go() -> tuple[list[int | None], list[list[int]]]:
+        journal = await opened(backend)
+        heard: list[list[int]] = []
+        journal.on_append(lambda stored: heard.append([m.id for m in stored]))
+        ids = await asyncio.gather(*(journal.append(m, r) for m, r in arrivals))
+        await asyncio.sleep(0)  # listeners hear in the event loop, after the results
+        await journal.close()
+        return list(ids), heard
+
+    ids, heard = run(go())  # type: ignore[misc]
+    first, second, third, repeat, fourth = ids
+    assert repeat is None and None not in (first, second, third, fourth)
+    # Then each message is stored with its verdict, in the same commit as its deliveries
+    messages = backend.rows("SELECT id, state, event, reason FROM message ORDER BY id")
+    assert messages == [
+        (first, "routed", "order.created", None),
+        (second, "routed", "order.paid", None),
+        (third, "rejected", None, "no id in the order"),
+        (fourth, "received", None, None),
+    ]
+    deliveries = backend.rows("SELECT message_id, flow, key, state FROM delivery")
+    assert deliveries == [(first, "f", "1001", "pending")]
+    assert backend.rows("SELECT name, value, message_id FROM message_key") == [
+        ("order", "1001", first)
+    ]
+    # And only the message left unrouted is handed to the router
+    assert heard == [[fourth]]
+
+
 def test_second_hub_on_the_same_file_is_refused(journal_path: Path) -> None:
     async def go() -> None:
         first = SqliteJournal(journal_path, exclusive=True)

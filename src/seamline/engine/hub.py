@@ -74,9 +74,11 @@ CHILD_SILENCE = 120.0
 
 Role = Literal["all", "ingest", "worker", "scheduler"]
 ROLES: tuple[Role, ...] = ("all", "ingest", "worker", "scheduler")
-"""`all`: every role in this process. `ingest`: only journal webhooks; the messages wait,
-unrouted, for a scheduler. `worker`: claim and deliver. `scheduler`: route, expire leases,
-purge; on PostgreSQL one of the running schedulers is active at a time."""
+"""`all`: every role in this process. `ingest`: journal webhooks; on PostgreSQL each is routed
+as it arrives, in the same commit; on SQLite they wait, unrouted, for a full hub. `worker`:
+claim and deliver. `scheduler`: route what is left unrouted (polled messages, heals, replayed
+rejections), expire leases, purge; on PostgreSQL one of the running schedulers is active at a
+time."""
 
 
 def _ignored() -> None:
@@ -224,6 +226,7 @@ class Hub:
             if self.serves
             else f"this process does not take webhooks (role {role}); send them to an ingest "
             "process",
+            route=self.router.route_arriving if self.routes_arriving else None,
         )
         self._inbox: asyncio.Queue[list[StoredMessage]] = asyncio.Queue()
         self._stop = asyncio.Event()
@@ -284,6 +287,14 @@ class Hub:
     def schedules(self) -> bool:
         return self.role in ("all", "scheduler")
 
+    @property
+    def routes_arriving(self) -> bool:
+        """Ingest routes each webhook as it arrives, in the commit that journals it. On
+        PostgreSQL: the scheduler would otherwise read every message back, in another
+        process, to route it and mark it routed. (The one process on SQLite routes a group
+        after its commit, from the bytes in hand.)"""
+        return self.shared and self.serves
+
     async def run(self) -> None:
         # The journal's writer thread gives up the GIL for every SQLite step and must win it
         # back from a busy event loop; at the default 5 ms switch interval that convoy capped
@@ -319,9 +330,10 @@ class Hub:
                     await self._keep_versions()
                     await self._order_after()
                     await self._dead_without_target()
-                    learned = await self.journal.get_cursor(SHAPES_CURSOR)
-                    if learned:
-                        self.shapes.load(orjson.loads(learned))
+            if self.schedules or self.routes_arriving:
+                learned = await self.journal.get_cursor(SHAPES_CURSOR)
+                if learned:
+                    self.shapes.load(orjson.loads(learned))
             async with asyncio.TaskGroup() as tg:
                 router = None
                 if self.schedules:
@@ -336,7 +348,7 @@ class Hub:
                     tg.create_task(c.run(), name=f"process:{c.name}") for c in self.children
                 ]
                 sweeper = None
-                if self.schedules or self.delivers:
+                if self.schedules or self.delivers or self.routes_arriving:
                     sweeper = tg.create_task(self._sweep_loop(), name="sweeper")
                 polling = [
                     tg.create_task(self._poll_loop(name, poller), name=f"poll:{name}")
@@ -565,7 +577,8 @@ class Hub:
 
     async def _sweep(self, state: dict[str, float]) -> None:
         """Workers: release recovered targets, publish budgets. The scheduler: expire leases,
-        route stragglers, purge. Every process: apply a project change asked for."""
+        route stragglers, purge. Every process: apply a project change asked for (ingest
+        that routes as messages arrive, too: new messages route with the new flows)."""
         await self._apply_if_asked()
         if self.delivers:
             await self._sweep_targets()
@@ -712,7 +725,7 @@ class Hub:
             self._heard_warnings(name, worker.warnings)
         for name, drift in self.router.drift.items():
             self._heard_warnings(name, list(drift))
-        if self.schedules and self.shapes.samples != self._shapes_kept:
+        if (self.schedules or self.routes_arriving) and self.shapes.samples != self._shapes_kept:
             self._shapes_kept = self.shapes.samples
             await self.journal.set_cursor(SHAPES_CURSOR, orjson.dumps(self.shapes.state()).decode())
         # A worker process keeps what it heard beside its hub's (`status` shows both).

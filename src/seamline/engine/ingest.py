@@ -1,6 +1,8 @@
 """Ingest: `POST /hooks/{system}` → verify → bound → journal → 2xx only after the commit.
 
 A bare ASGI app, because it is the hot path: no framework, no JSON parsing, no network call.
+Where given `route` (hub processes on PostgreSQL), each message is routed as it arrives and
+journaled with its deliveries in the same commit, so no scheduler reads it back to route it.
 Answers, each with a JSON body saying what happened:
 
 | status | when                                                                    |
@@ -24,7 +26,7 @@ import orjson
 
 from seamline.connectors.base import Source
 from seamline.errors import JournalBusy, JournalError, SignatureError
-from seamline.journal.base import Journal, NewMessage
+from seamline.journal.base import Journal, NewMessage, Routing
 from seamline.observe.metrics import METRICS, Metrics
 
 Scope = MutableMapping[str, Any]
@@ -53,10 +55,12 @@ _RETRY = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
 
 
 class IngestStats:
-    __slots__ = ("accepted", "busy", "duplicates", "forged", "too_large")
+    __slots__ = ("accepted", "busy", "duplicates", "forged", "rejected", "too_large")
 
     def __init__(self) -> None:
         self.accepted = 0
+        self.rejected = 0
+        """Of those accepted, routed as they arrived and rejected by their source's contract."""
         self.duplicates = 0
         self.forged = 0
         self.too_large = 0
@@ -75,8 +79,11 @@ class Ingest:
         extra: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
         refuse_hooks: str | None = None,
         metrics: Metrics | None = None,
+        route: Callable[[NewMessage], Routing] | None = None,
     ) -> None:
-        """`refuse_hooks`: this process serves health only, and says why to webhook senders."""
+        """`refuse_hooks`: this process serves health only, and says why to webhook senders.
+        `route`: route each message as it arrives (the router's `route_arriving`)."""
+        self.route = route
         self.journal = journal
         self.sources = dict(sources)
         self.max_body = max_body
@@ -149,10 +156,16 @@ class Ingest:
             if name not in _DROPPED
         }
         message = NewMessage(system, source_id, time.time(), orjson.dumps(headers), body)
+        routing = None
+        if self.route is not None:
+            try:
+                routing = self.route(message)
+            except Exception:  # the router's own failure: the scheduler routes it instead
+                log.exception("routing as it arrived failed", extra={"system": system})
         try:
             # The journal answers JournalBusy when its queue is full or this message has waited
             # longer than its ack timeout, so nothing here waits forever.
-            fresh = await self.journal.append(message)
+            fresh = await self.journal.append(message, routing)
         except JournalBusy:
             self.stats.busy += 1
             await _answer(send, 503, b'{"error":"busy; retry"}', _RETRY)
@@ -167,6 +180,12 @@ class Ingest:
         else:
             self.stats.accepted += 1
             self._received[system].inc()
+            if routing is not None and routing.rejected is not None:
+                # Accepted all the same: the sender did its part; an operator fixes and replays.
+                self.stats.rejected += 1
+                log.warning(
+                    "message rejected", extra={"message_id": fresh, "reason": routing.rejected}
+                )
             await _answer(send, 200, b'{"status":"accepted","id":%d}' % fresh)
 
 

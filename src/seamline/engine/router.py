@@ -21,7 +21,7 @@ from seamline.connectors.base import Event, Source, SparseSource
 from seamline.connectors.shape import Shapes
 from seamline.engine.mapping import first_field, read_path
 from seamline.errors import ContractError
-from seamline.journal.base import NewDelivery, Routing, StoredMessage
+from seamline.journal.base import NewDelivery, NewMessage, Routing, StoredMessage
 from seamline.project import HUB_SYSTEM, Flow, Project
 
 log = logging.getLogger("seamline.router")
@@ -160,9 +160,20 @@ class Router:
             raise ContractError(f"system '{message.system}' is not (or no longer) in the project")
         return source.decode(headers_of(message.headers), message.body)
 
-    def route(self, message: StoredMessage) -> Routing:
+    def route_arriving(self, message: NewMessage) -> Routing:
+        """The routing of a message about to be journaled (its `message_id` is 0: the journal
+        gives the id). Its event is not kept: the worker that sends it reads it itself."""
+        stored = StoredMessage(
+            0, message.system, message.source_id, message.received_at, message.headers, message.body
+        )
+        return self.route(stored, keep=False)
+
+    def route(self, message: StoredMessage, *, keep: bool | None = None) -> Routing:
+        """The routing of a journaled message (`keep`: whether to keep its event for a worker
+        in this process; by default, as `keep_events` and the system's flows say)."""
         try:
-            keep = self._keeps(message.system)
+            if keep is None:
+                keep = self._keeps(message.system)
             if keep:
                 event = self.decode(message)
             else:  # no worker here will use the event: read what routing needs

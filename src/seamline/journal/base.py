@@ -153,8 +153,13 @@ class Journal(Protocol):
         """Call `callback` in the event loop with each committed group of new messages."""
         ...
 
-    async def append(self, message: NewMessage) -> int | None:
-        """Journal a received message durably; its id, or None if the source id was seen."""
+    async def append(self, message: NewMessage, routing: Routing | None = None) -> int | None:
+        """Journal a received message durably; its id, or None if the source id was seen.
+
+        With `routing` (the router's verdict, made as the message arrived; its `message_id`
+        is not used), the message is stored routed or rejected, with its keys and deliveries,
+        in the same commit; `on_append` listeners do not hear of it. Without, it waits
+        `received` for the router."""
         ...
 
     async def unrouted(self, limit: int, *, before: float = ...) -> list[StoredMessage]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -47,6 +48,19 @@ Op = Callable[[Any], Any]
 MAX_GROUP = 4096
 
 
+def verdict_columns(routings: Sequence[Routing | None]) -> dict[str, list[str | None]]:
+    """The state, event and reason each message is stored with: what its routing found, or
+    `received` (for the router) where it has none."""
+    states: list[str | None] = []
+    for r in routings:
+        states.append("received" if r is None else "rejected" if r.rejected else "routed")
+    return {
+        "states": states,
+        "events": [None if r is None else r.event for r in routings],
+        "reasons": [None if r is None else r.rejected for r in routings],
+    }
+
+
 class _Pending:
     __slots__ = ("enqueued", "future", "op")
 
@@ -58,12 +72,14 @@ class _Pending:
 
 class AppendOp:
     """Insert one message; the hot path, so a class with slots rather than a closure. The
-    writer hands consecutive appends of a group to the dialect's `insert_messages` at once."""
+    writer hands consecutive appends of a group to the dialect's `insert_messages` at once.
+    `routing`: the router's verdict when the message was routed as it arrived."""
 
-    __slots__ = ("message",)
+    __slots__ = ("message", "routing")
 
-    def __init__(self, message: NewMessage) -> None:
+    def __init__(self, message: NewMessage, routing: Routing | None = None) -> None:
         self.message = message
+        self.routing = routing
 
     def __call__(self, conn: Any) -> int | None:
         raise AssertionError("appends are inserted by the writer, in groups")
@@ -120,8 +136,12 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     def _rollback(self, conn: Any) -> None: ...
 
     @abstractmethod
-    def _insert_messages(self, conn: Any, messages: Sequence[NewMessage]) -> list[int | None]:
-        """Insert in order; each message's id, or None where its source id was journaled."""
+    def _insert_messages(
+        self, conn: Any, messages: Sequence[NewMessage], routings: Sequence[Routing | None]
+    ) -> list[int | None]:
+        """Insert in order; each message's id, or None where its source id was journaled.
+        A message with a routing is stored with its verdict (state `routed` or `rejected`,
+        event, reason); one without is `received`, for the router."""
 
     @abstractmethod
     def _lease(self, conn: Any, params: dict[str, Any]) -> list[Any]:
@@ -342,9 +362,12 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
 
     def _run_ops(self, conn: Any, group: list[_Pending]) -> list[Any]:
         results: list[Any] = [None] * len(group)
-        appends = [p.op.message for p in group if isinstance(p.op, AppendOp)]
+        appends = [p.op for p in group if isinstance(p.op, AppendOp)]
         if appends:
-            ids = iter(self._insert_messages(conn, appends))
+            routings = [a.routing for a in appends]
+            fresh = self._insert_messages(conn, [a.message for a in appends], routings)
+            self._route_appended(conn, fresh, routings)
+            ids = iter(fresh)
             results = [next(ids) if isinstance(p.op, AppendOp) else None for p in group]
         for i, p in enumerate(group):
             if not isinstance(p.op, AppendOp):
@@ -376,6 +399,21 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         self.reachable = True
         self.committed_ops += 1
         return self._finished(conn, result)
+
+    def _route_appended(
+        self, conn: Any, ids: Sequence[int | None], routings: Sequence[Routing | None]
+    ) -> None:
+        """Keys and deliveries of messages routed as they arrived, just inserted (`ids`; None:
+        a duplicate, which gets nothing)."""
+        routed = [
+            dataclasses.replace(r, message_id=mid)
+            for mid, r in zip(ids, routings, strict=True)
+            if mid is not None and r is not None
+        ]
+        if routed:
+            if any(r.deliveries for r in routed):
+                self._changed(conn, "delivery")
+            self._route_rows(conn, routed, time.time(), stored=True)
 
     def _unreachable(self, exc: BaseException) -> JournalBusy:
         self.reachable = False
@@ -420,7 +458,13 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         appended: list[StoredMessage] = []
         listening = bool(self._append_listeners)
         for pending, (ok, value) in zip(group, outcomes, strict=True):
-            if listening and ok and value is not None and isinstance(pending.op, AppendOp):
+            if (
+                listening
+                and ok
+                and value is not None
+                and isinstance(pending.op, AppendOp)
+                and pending.op.routing is None  # routed already
+            ):
                 m = pending.op.message
                 appended.append(
                     StoredMessage(value, m.system, m.source_id, m.received_at, m.headers, m.body)
@@ -444,10 +488,10 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     def on_append(self, callback: Callable[[list[StoredMessage]], None]) -> None:
         self._append_listeners.append(callback)
 
-    async def append(self, message: NewMessage) -> int | None:
+    async def append(self, message: NewMessage, routing: Routing | None = None) -> int | None:
         if len(self._queue) >= self.max_pending:
             raise JournalBusy(f"{len(self._queue)} changes are waiting for the journal")
-        fresh: int | None = await self._submit(AppendOp(message))
+        fresh: int | None = await self._submit(AppendOp(message, routing))
         return fresh
 
     async def unrouted(self, limit: int, *, before: float = float("inf")) -> list[StoredMessage]:
@@ -564,8 +608,11 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
 
         return await self._write(op)
 
-    def _route_rows(self, conn: Any, routings: Sequence[Routing], now: float) -> None:
-        """Keys, verdicts and deliveries of routed messages."""
+    def _route_rows(
+        self, conn: Any, routings: Sequence[Routing], now: float, *, stored: bool = False
+    ) -> None:
+        """Keys, verdicts and deliveries of routed messages (`stored`: the messages were
+        inserted with their verdicts, in this transaction)."""
         self._many(
             conn,
             "insert_message_key",
@@ -575,19 +622,11 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 for name, value in r.keys.items()
             ],
         )
-        self._many(
-            conn,
-            "mark_rejected",
-            [
-                {"id": r.message_id, "event": r.event, "reason": r.rejected}
-                for r in routings
-                if r.rejected is not None
-            ],
-        )
-        verdicts = [{"id": r.message_id, "event": r.event} for r in routings if r.rejected is None]
+        if stored:
+            routed = {r.message_id for r in routings if r.rejected is None}
+        else:
+            routed = self._mark_verdicts(conn, routings)
         superseded: Counter[tuple[str, str]] = Counter()
-        # Routed already: a start-up scan met a live notification. Those get no deliveries.
-        routed = self._mark_routed(conn, verdicts) if verdicts else set()
         deliveries: list[dict[str, Any]] = []
         for r in routings:
             if r.message_id not in routed:
@@ -618,6 +657,21 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     deliveries.append(row)
         self._many(conn, "insert_delivery", deliveries, now=now)
         self._count_settled(conn, superseded)
+
+    def _mark_verdicts(self, conn: Any, routings: Sequence[Routing]) -> set[int]:
+        """Mark messages rejected or routed; the ids routed now (a start-up scan may meet a
+        live notification: a message routed already gets no deliveries again)."""
+        self._many(
+            conn,
+            "mark_rejected",
+            [
+                {"id": r.message_id, "event": r.event, "reason": r.rejected}
+                for r in routings
+                if r.rejected is not None
+            ],
+        )
+        verdicts = [{"id": r.message_id, "event": r.event} for r in routings if r.rejected is None]
+        return self._mark_routed(conn, verdicts) if verdicts else set()
 
     def _settle_rows(self, conn: Any, settlements: Sequence[Settlement], now: float) -> list[bool]:
         """Record outcomes, each fenced by its lease token; which ones were recorded."""

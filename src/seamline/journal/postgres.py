@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from seamline.errors import JournalError
-from seamline.journal.base import ConsoleJournal, Journal, NewMessage
-from seamline.journal.group_commit import GroupCommitJournal
+from seamline.journal.base import ConsoleJournal, Journal, NewMessage, Routing
+from seamline.journal.group_commit import GroupCommitJournal, verdict_columns
 from seamline.journal.queries import migrations, queries
 
 Q = queries("postgres")
@@ -179,19 +179,26 @@ class PostgresJournal(GroupCommitJournal):
         conn.execute(Q["notify"], {"channel": NOTIFY_CHANNEL, "what": what})
 
     def _insert_messages(
-        self, conn: psycopg.Connection[Any], messages: Sequence[NewMessage]
+        self,
+        conn: psycopg.Connection[Any],
+        messages: Sequence[NewMessage],
+        routings: Sequence[Routing | None],
     ) -> list[int | None]:
-        self._changed(conn, "message")
-        rows = conn.execute(
-            Q["insert_messages"],
-            {
-                "systems": [m.system for m in messages],
-                "source_ids": [m.source_id for m in messages],
-                "received": [m.received_at for m in messages],
-                "headers": [m.headers for m in messages],
-                "bodies": [m.body for m in messages],
-            },
-        ).fetchall()
+        columns = {
+            "systems": [m.system for m in messages],
+            "source_ids": [m.source_id for m in messages],
+            "received": [m.received_at for m in messages],
+            "headers": [m.headers for m in messages],
+            "bodies": [m.body for m in messages],
+        }
+        if any(r is None for r in routings):
+            self._changed(conn, "message")  # the scheduler routes these
+        if any(r is not None for r in routings):
+            rows = conn.execute(
+                Q["insert_routed_messages"], {**columns, **verdict_columns(routings)}
+            ).fetchall()
+        else:
+            rows = conn.execute(Q["insert_messages"], columns).fetchall()
         fresh = {(system, source_id): mid for mid, system, source_id in rows}
         # A source id twice in one group: the first gets the id, the repeat is a duplicate.
         return [fresh.pop((m.system, m.source_id), None) for m in messages]

@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 
 from seamline.errors import JournalError
-from seamline.journal.base import ConsoleJournal, Journal, NewMessage
-from seamline.journal.group_commit import GroupCommitJournal
+from seamline.journal.base import ConsoleJournal, Journal, NewMessage, Routing
+from seamline.journal.group_commit import GroupCommitJournal, verdict_columns
 from seamline.journal.multirow import MultiRow
 from seamline.journal.queries import migrations, queries
 
@@ -257,15 +257,28 @@ class SqliteJournal(GroupCommitJournal):
         return isinstance(exc, sqlite3.Error)
 
     def _insert_messages(
-        self, conn: sqlite3.Connection, messages: Sequence[NewMessage]
+        self,
+        conn: sqlite3.Connection,
+        messages: Sequence[NewMessage],
+        routings: Sequence[Routing | None],
     ) -> list[int | None]:
         # Rows in few statements (`multirow.py`), no RETURNING. The transaction holds the write
         # lock and ids are never given explicitly (so they stay far below 2^63, where SQLite
         # would pick random ones): the rows inserted have the ids that follow each other up
         # to last_insert_rowid(), in the order given.
-        inserted = _INSERT_MESSAGES.execute(
-            conn, [(m.system, m.source_id, m.received_at, m.headers, m.body) for m in messages]
-        )
+        if any(r is not None for r in routings):
+            verdicts = verdict_columns(routings)
+            inserted = _INSERT_ROUTED_MESSAGES.execute(
+                conn,
+                [
+                    (m.system, m.source_id, m.received_at, m.headers, m.body, state, event, why)
+                    for m, state, event, why in zip(messages, *verdicts.values(), strict=True)
+                ],
+            )
+        else:
+            inserted = _INSERT_MESSAGES.execute(
+                conn, [(m.system, m.source_id, m.received_at, m.headers, m.body) for m in messages]
+            )
         if inserted <= 0:
             return [None] * len(messages)
         last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
@@ -414,6 +427,10 @@ _INSERT_MESSAGE = (
     "ON CONFLICT (system, source_id) DO NOTHING"
 )
 _INSERT_MESSAGES = MultiRow.of(_INSERT_MESSAGE)
+_INSERT_ROUTED_MESSAGES = MultiRow.of(
+    "INSERT INTO message (system, source_id, received_at, headers, body, state, event, reason) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (system, source_id) DO NOTHING"
+)
 _DUE_IDS = f"SELECT json_group_array(id) FROM ({Q['due_deliveries']})"
 _LEASE_IDS = (
     "UPDATE delivery SET state = 'leased', lease_owner = :owner, lease_until = :until, "

@@ -8,6 +8,15 @@ SELECT * FROM unnest(%(systems)s::text[], %(source_ids)s::text[], %(received)s::
 ON CONFLICT (system, source_id) DO NOTHING
 RETURNING id, system, source_id;
 
+-- insert_routed_messages: the same, each with the verdict of the router that routed it as it
+-- arrived (state routed or rejected, event, reason), or state received for the scheduler
+INSERT INTO message (system, source_id, received_at, headers, body, state, event, reason)
+SELECT * FROM unnest(%(systems)s::text[], %(source_ids)s::text[], %(received)s::float8[],
+                     %(headers)b::bytea[], %(bodies)b::bytea[], %(states)s::text[],
+                     %(events)s::text[], %(reasons)s::text[])
+ON CONFLICT (system, source_id) DO NOTHING
+RETURNING id, system, source_id;
+
 -- insert_message_key: a business key of a message, for search
 INSERT INTO message_key (name, value, message_id) VALUES (%(name)s, %(value)s, %(message_id)s)
 ON CONFLICT DO NOTHING;
