@@ -131,3 +131,36 @@ def test_what_a_vanished_owner_held_is_free_after_one_lease(
         assert (await b.grant("erp", "host-b", 3, in_flight=0, limits=limits)).n == 3
 
     run(ledger, case)
+
+
+def test_owners_racing_for_one_budget_never_get_more_than_its_cap(postgres_url: str) -> None:
+    # Given six processes (a connection each) asking for the same budget at the same moments
+    owners, asks, cap = 6, 8, 13
+    limits = Limits(concurrency=cap)
+
+    async def go() -> list[int]:
+        journal = PostgresJournal(postgres_url)
+        await journal.open()
+        ledgers = [PostgresLedger(postgres_url) for _ in range(owners)]
+        got = []
+        try:
+            for target in ("erp", "oms", "wms"):
+
+                async def owner(i: int, target: str = target) -> int:
+                    held = 0
+                    for _ in range(asks):
+                        grant = await ledgers[i].grant(
+                            target, f"host-{i}", 2, in_flight=held, limits=limits
+                        )
+                        held += grant.n
+                    return held
+
+                got.append(sum(await asyncio.gather(*(owner(i) for i in range(owners)))))
+        finally:
+            for ledger in ledgers:
+                await ledger.close()
+            await journal.close()
+        return got
+
+    # Then together they hold exactly the cap of each target
+    assert asyncio.run(go()) == [cap, cap, cap]
