@@ -6,9 +6,13 @@ on) serves both, in the same run:
 - **raw loop**: one producer inserting 3 KB jobs 100 per statement, and 2 consumer processes
   claiming and acknowledging 100 at a time in one transaction (fused), for `--seconds`; the
   limit that performance.md §2c measured at about 14k jobs/s sustained.
-- **product**: one `--role ingest`, one `--role scheduler` and N `--role worker` processes, the
-  recording sink and the load generator (signed ~3 KB webhooks at `--rate`), all on the same
-  2 cores. Reported: acknowledged/s, delivered/s, backlog and drain, CPU per role, dead tuples.
+- **product**: one `--role ingest` (which routes each webhook as it arrives), one `--role
+  scheduler` and N `--role worker` processes, the recording sink and the load generator
+  (signed ~3 KB webhooks at `--rate`), all on the same 2 cores. Reported: acknowledged/s,
+  delivered/s, backlog and drain, CPU per role, dead tuples.
+
+Both report the server's CPU time per message (jobs completed; messages delivered during the
+load): what the database does for each, apart from the roles' own work.
 
     .venv/bin/python bench/postgres.py [--seconds 20] [--rate 1500] [--workers 1 2 4]
 """
@@ -61,8 +65,9 @@ def _consume(url: str, seconds: float, out: Any) -> None:
     out.put(done)
 
 
-def raw_loop(url: str, seconds: float) -> dict[str, float]:
+def raw_loop(pg: LocalPostgres, url: str, seconds: float) -> dict[str, float]:
     """Producer in this process, two consumer processes; jobs completed per second."""
+    cpu0 = server_cpu(pg)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE job (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
@@ -90,6 +95,7 @@ def raw_loop(url: str, seconds: float) -> dict[str, float]:
     return {
         "inserted_per_s": round(inserted / seconds),
         "completed_per_s": round(completed / seconds),
+        "server_us_per_job": round(1e6 * (server_cpu(pg) - cpu0) / max(1, completed)),
     }
 
 
@@ -100,9 +106,11 @@ def count(url: str, sql: str) -> int:
 
 
 def server_cpu(pg: LocalPostgres) -> float:
-    """CPU seconds of the PostgreSQL server: the postmaster and its children now running."""
+    """CPU seconds of the PostgreSQL server: the postmaster, the children it has reaped (a
+    backend whose client disconnected) and the children now running."""
     postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
-    total = cpu_seconds(postmaster)
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -212,6 +220,7 @@ def landscape(
         "delivered": final,
         "delivered_per_s_overall": round(final / total),
         "cpu_s_during_load": cpu,
+        "server_us_per_delivered": round(1e6 * cpu["postgres"] / max(1, at_end)) if pg else None,
         "tables": vacuum,
     }
 
@@ -230,6 +239,11 @@ def describe(r: dict[str, Any], rate: float, raw: dict[str, float]) -> str:
         f"{r['delivered']:,} of {r['acknowledged']:,} in all, backlog "
         f"{r['backlog_at_end_of_load']:,}; CPU s during load {r['cpu_s_during_load']}"
         + (
+            f", server {r['server_us_per_delivered']} us a delivered message"
+            if r["server_us_per_delivered"] is not None
+            else ""
+        )
+        + (
             "; after the drain, dead tuples / autovacuums / autoanalyzes: "
             + ", ".join(f"{t} {v[0]:,} / {v[1]} / {v[2]}" for t, v in r["tables"].items())
             if r["tables"]
@@ -247,10 +261,11 @@ def main() -> None:
     args = parser.parse_args()
     pg = LocalPostgres().start()
     try:
-        raw = raw_loop(pg.create_database("raw"), args.seconds)
+        raw = raw_loop(pg, pg.create_database("raw"), args.seconds)
         print(
             f"raw SKIP LOCKED loop (1 producer x100, 2 consumers x100 fused): "
-            f"{raw['completed_per_s']:,}/s completed, {raw['inserted_per_s']:,}/s inserted"
+            f"{raw['completed_per_s']:,}/s completed, {raw['inserted_per_s']:,}/s inserted, "
+            f"server {raw['server_us_per_job']} us a job"
         )
         results = [landscape(None, 1, args.seconds, args.rate)]
         print(describe(results[0], args.rate, raw))

@@ -74,7 +74,8 @@ def make_app(journal: SqliteJournal, *, max_body: int = 4096) -> Ingest:
     return app
 
 
-# (case, path, headers, body chunks, status, journaled rows after)
+# (case, path, headers, body chunks, status, journaled rows after); made when a test runs, as
+# a signature's timestamp is good for five minutes
 def cases() -> list[tuple[str, str, list[tuple[bytes, bytes]], list[bytes], int, int]]:
     other = generate_secret()
     big = b"x" * 5000
@@ -98,18 +99,10 @@ def cases() -> list[tuple[str, str, list[tuple[bytes, bytes]], list[bytes], int,
     ]
 
 
-@pytest.mark.parametrize(
-    ("case", "path", "headers", "chunks", "status", "kept"), cases(), ids=[c[0] for c in cases()]
-)
-def test_ingest_answers(
-    tmp_path: Path,
-    case: str,
-    path: str,
-    headers: list[tuple[bytes, bytes]],
-    chunks: list[bytes],
-    status: int,
-    kept: int,
-) -> None:
+@pytest.mark.parametrize("case", [c[0] for c in cases()])
+def test_ingest_answers(tmp_path: Path, case: str) -> None:
+    _, path, headers, chunks, status, kept = next(c for c in cases() if c[0] == case)
+
     async def go() -> tuple[int, dict[str, Any]]:
         journal = SqliteJournal(tmp_path / "j.db")
         await journal.open()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from seamline.cli import write_example
 from seamline.connectors.shape import Shapes, paths
+from seamline.engine.router import offline_router
+from seamline.journal.base import NewMessage
+from seamline.project import load_project
+from seamline.sandbox.webhook_sender import order_data
 
 
 def order(n: int, **extra: Any) -> dict[str, Any]:
@@ -85,3 +92,18 @@ def test_sampling_looks_at_one_message_per_interval(
     taken = [now[0] for _ in times if shapes.due("shop", "orders/create")]
 
     assert taken == sampled
+
+
+def test_drift_in_a_message_routed_as_it_arrived_names_its_sender_s_id(tmp_path: Path) -> None:
+    # Given a router that samples every message, routing webhooks before they have an id
+    write_example(tmp_path)
+    router = offline_router(load_project(tmp_path))
+    router.shapes = Shapes(every=0, warm_up=3)
+    for n in range(1, 6):
+        data = {**order_data(n), "source_name": "web", **({"gift_wrap": True} if n == 5 else {})}
+        body = orjson.dumps({"type": "order.created", "data": data})
+        router.route_arriving(NewMessage("webshop", f"msg_{n}", 0.0, b"{}", body))
+    # Then the drift names the webhook by the id its sender gave it
+    assert list(router.drift["webshop"]) == [
+        "webshop sends a new field 'data.gift_wrap' in order.created (first in webhook msg_5)"
+    ]

@@ -211,7 +211,9 @@ class Router:
             body = orjson.loads(message.body)
         except orjson.JSONDecodeError:
             return  # not JSON (a CSV row source decodes its own way): no shape to learn
-        for drift in self.shapes.observe(message.system, kind, body, f"message {message.id}"):
+        # Routed as it arrived, a message has no id yet: its sender's id says which it was.
+        where = f"message {message.id}" if message.id else f"webhook {message.source_id}"
+        for drift in self.shapes.observe(message.system, kind, body, where):
             text = drift.text()
             self.drift.setdefault(message.system, {}).setdefault(text, time.time())
             log.warning("vendor drift", extra={"system": message.system, "drift": text})
