@@ -4,6 +4,7 @@ away and comes back, several processes claiming from one database."""
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import threading
 import time
@@ -267,3 +268,107 @@ def test_workers_in_several_processes_never_lease_one_delivery_twice(postgres_ur
     # Then every delivery was leased exactly once, and never two of one key at a time
     assert sorted(seen) == list(range(1, 401))
     assert concurrent_per_key == 0
+
+
+def routed(key: str, *, coalesce: bool = False) -> Routing:
+    """A webhook's routing as an ingest process makes it: one delivery of `key`."""
+    delivery = NewDelivery("stock", "v1", "erp", key, None, True, coalesce)
+    return Routing(0, "inventory.changed", {"sku": key}, [delivery])
+
+
+def test_routers_in_two_processes_make_a_key_s_deliveries_visible_in_their_order(
+    postgres_url: str,
+) -> None:
+    async def go() -> list[int]:
+        first, second, claimer = (PostgresJournal(postgres_url) for _ in range(3))
+        for journal in (first, second, claimer):
+            await journal.open()
+        try:
+            # Given one ingest process still committing update 1 of SKU-1 (its group is busy
+            # with something else after it)
+            earlier = asyncio.ensure_future(first.append(message(1), routed("SKU-1")))
+            stall = asyncio.ensure_future(first._write(lambda conn: time.sleep(1.0)))
+            await asyncio.sleep(0.3)
+            # When another ingest process journals update 2 of the same SKU meanwhile
+            later = asyncio.ensure_future(second.append(message(2), routed("SKU-1")))
+            await asyncio.sleep(0.3)
+            # Then a worker claiming all along gets update 1 first, then update 2
+            order: list[int] = []
+            deadline = time.monotonic() + 10
+            while len(order) < 2 and time.monotonic() < deadline:
+                claimed = await claimer.claim(target="erp", owner="w", limit=10, lease=30)
+                order += [c.message_id for c in claimed]
+                if claimed:
+                    await claimer.settle([done(c.id, c.token) for c in claimed])
+                await asyncio.sleep(0.05)
+            await asyncio.gather(earlier, stall, later)
+            return [order.index(m) for m in (earlier.result(), later.result())]
+        finally:
+            for journal in (first, second, claimer):
+                await journal.close()
+
+    assert asyncio.run(go()) == [0, 1]
+
+
+def test_routers_in_two_processes_coalescing_the_same_keys_refuse_nothing(
+    postgres_url: str,
+) -> None:
+    # Given two ingest processes routing stock levels of the same 20 SKUs at once, each
+    # superseding the pending levels of its SKUs
+    skus = [f"SKU-{i}" for i in range(20)]
+    pick = random.Random(22).choice  # each group meets the SKUs in an order of its own
+
+    async def go() -> tuple[list[BaseException | int | None], list[bool]]:
+        journals = [PostgresJournal(postgres_url) for _ in range(2)]
+        for journal in journals:
+            await journal.open()
+        outcomes: list[BaseException | int | None] = []
+        ready = []
+        try:
+            n = 0
+            for _ in range(8):
+                appends = []
+                for journal in journals:
+                    for _ in range(200):
+                        n += 1
+                        appends.append(
+                            journal.append(message(n), routed(pick(skus), coalesce=True))
+                        )
+                outcomes += await asyncio.gather(*appends, return_exceptions=True)
+                ready.append(all(j.reachable for j in journals))
+        finally:
+            for journal in journals:
+                await journal.close()
+        return outcomes, ready
+
+    outcomes, ready = asyncio.run(go())
+    # Then every webhook is journaled, no process ever took itself for cut off, and one
+    # level per SKU is left pending
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert refused == [] and all(ready)
+    with psycopg.connect(postgres_url) as conn:
+        pending = conn.execute(
+            "SELECT key, count(*) FROM delivery WHERE state = 'pending' GROUP BY key"
+        ).fetchall()
+    assert sorted(pending) == sorted((sku, 1) for sku in skus)
+
+
+def test_a_routing_the_database_refuses_leaves_the_message_for_the_router(
+    postgres_url: str,
+) -> None:
+    async def go() -> int | None:
+        journal = PostgresJournal(postgres_url)
+        await journal.open()
+        try:
+            # Given a routing PostgreSQL cannot store (a NUL in a text column)
+            bad = Routing(0, "order.\x00created", deliveries=routed("1001").deliveries)
+            return await journal.append(message(1), bad)
+        finally:
+            await journal.close()
+
+    # Then the message is journaled all the same, waiting for the router
+    mid = asyncio.run(go())
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT id, state FROM message").fetchall()
+        made = conn.execute("SELECT count(*) FROM delivery").fetchone()
+    assert rows == [(mid, "received")] and made == (0,)

@@ -403,7 +403,7 @@ class Hub:
                     extra={
                         "role": self.role,
                         "routed": self.state.routed,
-                        "rejected": self.state.rejected,
+                        "rejected": self.state.rejected + self.ingest.stats.rejected,
                         **dataclasses.asdict(self.stats),
                     },
                 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -44,6 +45,7 @@ from seamline.journal.check_verbs import CheckVerbs
 from seamline.journal.console_verbs import ConsoleVerbs
 
 T = TypeVar("T")
+log = logging.getLogger("seamline.journal")
 Op = Callable[[Any], Any]
 MAX_GROUP = 4096
 
@@ -53,7 +55,10 @@ def verdict_columns(routings: Sequence[Routing | None]) -> dict[str, list[str | 
     `received` (for the router) where it has none."""
     states: list[str | None] = []
     for r in routings:
-        states.append("received" if r is None else "rejected" if r.rejected else "routed")
+        if r is None:
+            states.append("received")
+        else:
+            states.append("routed" if r.rejected is None else "rejected")
     return {
         "states": states,
         "events": [None if r is None else r.event for r in routings],
@@ -162,6 +167,14 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         to `delivery_tally`: `changes` by (flow, state), `entered` by id (open before, whatever
         state they are in now). Every verb that moves a delivery into or out of `SETTLED` calls
         this once, for all its rows."""
+
+    def _lock_keys(self, conn: Any, keys: Collection[str | None]) -> None:
+        """Inside a transaction, before deliveries of these ordering keys are made: wait
+        until no other transaction is making deliveries of them, and keep them until the
+        commit. Per key, delivery ids must become visible in their order (a claim takes the
+        lowest open one of a key); an id is given at insert and seen at commit, so where
+        several processes route at once, each key's deliveries are made one transaction at a
+        time. One writer per SQLite file needs nothing."""
 
     def _changed(self, conn: Any, what: str) -> None:
         """Inside a transaction: other processes should hear, at commit, that `what` changed
@@ -385,6 +398,16 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 return False, self._unreachable(exc)
             if self._conn is not None:
                 self._safe_rollback(self._conn)
+            op = pending.op
+            if isinstance(op, AppendOp) and op.routing is not None:
+                # What the router made of it could not be stored: the message must be kept
+                # all the same. It waits `received`, and the router's own failure is logged.
+                log.error(
+                    "a message's routing could not be stored; it waits for the router",
+                    extra={"system": op.message.system, "error": str(exc)},
+                )
+                op.routing = None
+                return self._commit_one(pending)
             if self._driver_error(exc):
                 # Disk full, I/O error, locked: the caller learns it as the journal's failure.
                 failure = JournalError(f"journal write failed: {exc}")
@@ -603,6 +626,9 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         return claimed
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        if not settlements:
+            return []
+
         def op(conn: Any) -> list[bool]:
             return self._settle_rows(conn, settlements, time.time())
 
@@ -626,6 +652,9 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             routed = {r.message_id for r in routings if r.rejected is None}
         else:
             routed = self._mark_verdicts(conn, routings)
+        self._lock_keys(
+            conn, {d.key for r in routings if r.message_id in routed for d in r.deliveries}
+        )
         superseded: Counter[tuple[str, str]] = Counter()
         deliveries: list[dict[str, Any]] = []
         for r in routings:

@@ -169,7 +169,16 @@ class PostgresJournal(GroupCommitJournal):
         conn.rollback()
 
     def _lost(self, exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.OperationalError)
+        # A deadlock or serialization failure is an OperationalError to psycopg, but the
+        # connection is fine: the group is rolled back and run again one change at a time.
+        return isinstance(exc, psycopg.OperationalError) and not isinstance(
+            exc, psycopg.errors.TransactionRollback
+        )
+
+    def _lock_keys(self, conn: psycopg.Connection[Any], keys: Collection[str | None]) -> None:
+        wanted = sorted({k for k in keys if k is not None})
+        if wanted:
+            conn.execute(Q["lock_keys"], {"keys": wanted})
 
     def _driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.Error)

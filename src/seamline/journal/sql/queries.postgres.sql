@@ -65,6 +65,12 @@ FROM delivery d JOIN message m ON m.id = d.message_id WHERE d.id = %(id)s;
 -- notify: tell listening processes what changed (sent by the server at commit)
 SELECT pg_notify(%(channel)s, %(what)s);
 
+-- lock_keys: make deliveries of these ordering keys one transaction at a time (until the
+-- commit), taking the locks in one order everywhere so that two routers never wait for each
+-- other in a circle (4243: the key locks' own space among advisory locks)
+SELECT pg_advisory_xact_lock(4243, h)
+FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(%(keys)s::text[]) AS k ORDER BY 1) AS wanted;
+
 -- try_scheduler_lock: become the scheduler if nobody is
 SELECT pg_try_advisory_lock(%(key)s);
 
