@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -82,3 +83,43 @@ def test_an_ingest_process_routes_as_webhooks_arrive_and_as_the_applied_flows_sa
     assert seen["apply"][0] == 0, seen["apply"][1]
     assert v1 != v2
     assert seen["third"] == [("routed", v2, str(order_data(3)["id"]), "pending")]
+
+
+def test_what_each_process_heard_and_learned_is_kept_beside_the_others(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    root = tmp_path / "p"
+    write_example(root)
+    with (root / "seamline.yaml").open("a") as f:
+        f.write(f"\njournal: {postgres_url}\n")
+
+    async def case() -> tuple[dict[str, float], dict[str, Any]]:
+        # Given two ingest processes: one heard a deprecation and a field gone, and learned
+        # orders from many webhooks; the other heard the deprecation earlier and a new field,
+        # from few webhooks
+        hubs = [Hub(load_project(root), role="ingest") for _ in range(2)]
+        for hub in hubs:
+            await hub.journal.open()
+        busy, quiet = hubs
+        busy.warnings = {"webshop": {"deprecated": 20.0, "field gone": 40.0}}
+        quiet.warnings = {"webshop": {"deprecated": 10.0, "new field": 30.0}}
+        for n, shapes in ((30, busy.shapes), (2, quiet.shapes)):
+            for i in range(n):
+                shapes.observe("webshop", "order.created", order_data(i), f"message {i}")
+        try:
+            # When each keeps what it has, the busy one first
+            for hub in hubs:
+                await hub._publish_warnings()
+            warnings = await busy.journal.get_cursor("warnings:webshop")
+            shapes = await busy.journal.get_cursor("shapes")
+        finally:
+            for hub in hubs:
+                await hub.journal.close()
+        assert warnings is not None and shapes is not None
+        return orjson.loads(warnings), orjson.loads(shapes)
+
+    warnings, shapes = asyncio.run(case())
+    # Then every warning is kept, each since it was first heard, and the orders' shape is the
+    # one learned from 30 webhooks
+    assert warnings == {"deprecated": 10.0, "new field": 30.0, "field gone": 40.0}
+    assert shapes["webshop\torder.created"]["samples"] == 30

@@ -107,3 +107,17 @@ def test_drift_in_a_message_routed_as_it_arrived_names_its_sender_s_id(tmp_path:
     assert list(router.drift["webshop"]) == [
         "webshop sends a new field 'data.gift_wrap' in order.created (first in webhook msg_5)"
     ]
+
+
+def test_what_several_processes_learned_is_kept_per_type_from_the_most_samples() -> None:
+    # Given an ingest process that learned orders from 30 samples, and a scheduler that saw
+    # 2 orders before it started polling refunds
+    ingest, scheduler = Shapes(), Shapes()
+    feed(ingest, [order(n) for n in range(30)])
+    feed(scheduler, [order(n) for n in range(2)])
+    scheduler.observe("shop", "refunds/create", {"id": 1, "amount": "3.00"}, "message 1")
+    # When both keep what they learned, the scheduler last
+    kept = Shapes.merged(Shapes.merged({}, ingest.state()), scheduler.state())
+    # Then orders are known from the 30 samples, and refunds from the scheduler's one
+    assert kept["shop\torders/create"]["samples"] == 30
+    assert kept["shop\trefunds/create"]["samples"] == 1

@@ -149,6 +149,18 @@ class Shapes:
             for (system, kind), learned in self._learned.items()
         }
 
+    @staticmethod
+    def merged(kept: Mapping[str, Any], mine: Mapping[str, Any]) -> dict[str, Any]:
+        """What to keep when several processes learn (ingest processes, the scheduler): per
+        system and payload type, the picture drawn from more samples, so a process that saw
+        few of a type does not overwrite what another learned from many."""
+        merged = dict(kept)
+        for name, data in mine.items():
+            other = merged.get(name)
+            if other is None or int(data["samples"]) >= int(other["samples"]):
+                merged[name] = data
+        return merged
+
     def load(self, state: Mapping[str, Any]) -> None:
         for name, data in state.items():
             system, _, kind = name.partition("\t")

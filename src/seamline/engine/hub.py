@@ -727,14 +727,22 @@ class Hub:
             self._heard_warnings(name, list(drift))
         if (self.schedules or self.routes_arriving) and self.shapes.samples != self._shapes_kept:
             self._shapes_kept = self.shapes.samples
-            await self.journal.set_cursor(SHAPES_CURSOR, orjson.dumps(self.shapes.state()).decode())
-        # A worker process keeps what it heard beside its hub's (`status` shows both).
+            learned = await self.journal.get_cursor(SHAPES_CURSOR)
+            merged = Shapes.merged(orjson.loads(learned) if learned else {}, self.shapes.state())
+            await self.journal.set_cursor(SHAPES_CURSOR, orjson.dumps(merged).decode())
+        # A worker process keeps what it heard beside its hub's (`status` shows both). Other
+        # processes on PostgreSQL (ingest, workers) keep theirs under the same name: what is
+        # kept is what any of them heard, each since the first time.
         suffix = WORKER_WARNINGS if self.link is not None else ""
         for name, warnings in self.warnings.items():
-            if warnings:
-                await self.journal.set_cursor(
-                    f"warnings:{name}{suffix}", orjson.dumps(warnings).decode()
-                )
+            if not warnings:
+                continue
+            cursor = f"warnings:{name}{suffix}"
+            known = await self.journal.get_cursor(cursor)
+            kept: dict[str, float] = orjson.loads(known) if known else {}
+            heard = {text: min(since, kept.get(text, since)) for text, since in warnings.items()}
+            if any(kept.get(text) != since for text, since in heard.items()):
+                await self.journal.set_cursor(cursor, orjson.dumps({**kept, **heard}).decode())
 
     async def _sweep_targets(self) -> None:
         # Deliveries of a target whose circuit just closed are due now, not at their backoff.
