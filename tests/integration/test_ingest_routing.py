@@ -23,18 +23,24 @@ pytestmark = pytest.mark.timeout(120)
 FLOW = "orders-to-oms"
 
 
+@pytest.fixture
+def root(tmp_path: Path, postgres_url: str) -> Path:
+    """The example project, journaling in a PostgreSQL database of its own."""
+    root = tmp_path / "p"
+    write_example(root)
+    with (root / "seamline.yaml").open("a") as f:
+        f.write(f"\njournal: {postgres_url}\n")
+    return root
+
+
 def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return [tuple(r) for r in conn.execute(sql.encode(), params)]
 
 
 def test_an_ingest_process_routes_as_webhooks_arrive_and_as_the_applied_flows_say(
-    tmp_path: Path, postgres_url: str
+    root: Path, postgres_url: str
 ) -> None:
-    root = tmp_path / "p"
-    write_example(root)
-    with (root / "seamline.yaml").open("a") as f:
-        f.write(f"\njournal: {postgres_url}\n")
     flow = root / "flows" / f"{FLOW}.yaml"
     secret = (root / "secrets" / "webshop.secret").read_text().strip()
     deliveries = (
@@ -85,13 +91,7 @@ def test_an_ingest_process_routes_as_webhooks_arrive_and_as_the_applied_flows_sa
     assert seen["third"] == [("routed", v2, str(order_data(3)["id"]), "pending")]
 
 
-def test_what_each_process_heard_and_learned_is_kept_beside_the_others(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    root = tmp_path / "p"
-    write_example(root)
-    with (root / "seamline.yaml").open("a") as f:
-        f.write(f"\njournal: {postgres_url}\n")
+def test_what_each_process_heard_and_learned_is_kept_beside_the_others(root: Path) -> None:
 
     async def case() -> tuple[dict[str, float], dict[str, Any]]:
         # Given two ingest processes: one heard a deprecation and a field gone, and learned

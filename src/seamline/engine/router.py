@@ -21,7 +21,7 @@ from seamline.connectors.base import Event, Source, SparseSource
 from seamline.connectors.shape import Shapes
 from seamline.engine.mapping import first_field, read_path
 from seamline.errors import ContractError
-from seamline.journal.base import NewDelivery, NewMessage, Routing, StoredMessage
+from seamline.journal.base import NewDelivery, NewMessage, Routing, StoredMessage, storable
 from seamline.project import HUB_SYSTEM, Flow, Project
 
 log = logging.getLogger("seamline.router")
@@ -55,14 +55,8 @@ def source_version(value: Any) -> float:
     raise ContractError(f"{value!r} is not a version or timestamp")
 
 
-def text(value: str) -> str:
-    """A string from a payload, fit for a text column: PostgreSQL refuses NUL characters
-    (a message whose routing cannot be stored would be refused again at every retry)."""
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
-
-
 def _texts(values: Mapping[str, str]) -> dict[str, str]:
-    return {text(k): text(v) for k, v in values.items()}
+    return {storable(k): storable(v) for k, v in values.items()}
 
 
 def _hub_event(message: StoredMessage) -> Event:
@@ -190,11 +184,11 @@ class Router:
                 sparse = self.sparse_event(message, self.routing_fields(message.system))
                 event = sparse[0] if sparse is not None else self.decode(message)
         except ContractError as exc:
-            return Routing(message.id, None, rejected=text(str(exc)))
+            return Routing(message.id, None, rejected=storable(str(exc)))
         except Exception as exc:  # a bug in a decoder must not stop routing of the rest
             log.exception("decoder failed", extra={"message_id": message.id})
             reason = f"decoder failed ({exc!r}); replay after a fix"
-            return Routing(message.id, None, rejected=text(reason))
+            return Routing(message.id, None, rejected=storable(reason))
         if self.shapes is not None and self.shapes.due(message.system, event.name):
             self._sample(message, event.name)
         deliveries = []
@@ -208,13 +202,13 @@ class Router:
                 if delivery is not None:
                     deliveries.append(delivery)
         except ContractError as exc:
-            name, keys = text(event.name), _texts(event.keys)
-            return Routing(message.id, name, keys=keys, rejected=text(str(exc)))
+            name, keys = storable(event.name), _texts(event.keys)
+            return Routing(message.id, name, keys=keys, rejected=storable(str(exc)))
         if len(deliveries) == 1 and keep:
             self._recent[message.id] = event
             if len(self._recent) > RECENT_EVENTS:
                 self._recent.popitem(last=False)
-        name, keys = text(event.name), _texts(event.keys)
+        name, keys = storable(event.name), _texts(event.keys)
         return Routing(message.id, name, keys=keys, deliveries=deliveries)
 
     def _sample(self, message: StoredMessage, kind: str) -> None:
@@ -264,7 +258,7 @@ class Router:
                     f"flow '{flow.name}' orders by '{spec.ordering.key}', which this "
                     f"{event.name} event does not have"
                 )
-            key = text(str(value))
+            key = storable(str(value))
         version = None
         if spec.stale is not None:
             raw = read_path(event.data, spec.stale.version)

@@ -50,6 +50,7 @@ from seamline.journal.base import (
     Settlement,
     StoredMessage,
     Xref,
+    storable,
 )
 from seamline.observe.metrics import METRICS, FlowCounters, Metrics
 from seamline.observe.trace import HEADER as TRACE_HEADER
@@ -518,6 +519,5 @@ def _span(body: bytes, part: bytes) -> tuple[int, int] | None:
 
 
 def _readable(error: str | None) -> str | None:
-    """An error as journaled: a NUL (a UTF-16 error page quoted) written out, since
-    PostgreSQL's text cannot hold one and SQLite's JSON functions end a text there."""
-    return error.replace("\0", "\\x00") if error and "\0" in error else error
+    """An error as journaled (it may quote a UTF-16 error page, NULs and all)."""
+    return None if error is None else storable(error)

@@ -15,6 +15,13 @@ SETTLED: frozenset[str] = frozenset({"delivered", "skipped", "discarded"})
 """States a delivery ends in, counted by flow in `delivery_tally` (the others by index)."""
 
 
+def storable(text: str) -> str:
+    """Text from a payload or an answer, fit for a text column: PostgreSQL's text cannot hold
+    a NUL character (nor can SQLite's JSON functions, which end a text there), so each becomes
+    U+FFFD. Where a NUL reached the journal, the write was refused, at every retry."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     system: str
