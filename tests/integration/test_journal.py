@@ -19,7 +19,7 @@ import pytest
 import seamline.journal.sqlite
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import NewDelivery, NewMessage, Routing, Selection, Settlement
-from seamline.journal.group_commit import GroupCommitJournal
+from seamline.journal.group_commit import Gathering, GroupCommitJournal
 from seamline.journal.sqlite import SqliteJournal, check_durable
 from tests.conftest import Backend
 
@@ -215,6 +215,56 @@ def test_concurrent_appends_share_commits(backend: Backend) -> None:
     # Then all are stored, with far fewer commits (fsyncs) than messages
     assert stored == 2000
     assert commits < 200
+
+
+def test_under_a_heavy_load_the_writer_gathers_larger_groups(backend: Backend) -> None:
+    # Given a journal that, after a group of 2 or more, gathers until 10 wait (pause and
+    # longest wait far beyond the test)
+    async def go() -> int:
+        journal = await opened(backend)
+        journal.gather = Gathering(after=2, target=10, pause=30.0, longest=30.0)
+        await asyncio.gather(journal.append(message(1)), journal.append(message(2)))
+        before = journal.commits
+        # When ten webhooks arrive 10 ms apart
+        appends = []
+        for n in range(10, 20):
+            appends.append(asyncio.ensure_future(journal.append(message(n))))
+            await asyncio.sleep(0.01)
+        ids = await asyncio.gather(*appends)
+        assert None not in ids
+        commits = journal.commits - before
+        await journal.close()
+        return commits
+
+    # Then they are committed together (without gathering: ten commits)
+    assert run(go()) == 1
+
+
+@pytest.mark.parametrize(
+    ("heavy_before", "pause", "longest"),
+    [
+        # a lone webhook after light traffic is committed at once, whatever the gathering
+        (False, 30.0, 30.0),
+        # after heavy traffic, once nothing more arrives for `pause`, not after `longest`
+        (True, 0.05, 30.0),
+        # and never later than `longest`
+        (True, 30.0, 0.05),
+    ],
+)
+def test_gathering_holds_a_webhook_only_while_more_are_arriving(
+    backend: Backend, heavy_before: bool, pause: float, longest: float
+) -> None:
+    async def go() -> float:
+        journal = await opened(backend)
+        journal.gather = Gathering(after=2, target=10, pause=pause, longest=longest)
+        await asyncio.gather(*(journal.append(message(n)) for n in (1, 2)[: 1 + heavy_before]))
+        start = time.monotonic()
+        assert await journal.append(message(3)) is not None
+        elapsed = time.monotonic() - start
+        await journal.close()
+        return elapsed
+
+    assert run(go()) < 5.0
 
 
 def test_messages_routed_as_they_arrive_are_stored_with_their_verdicts_and_deliveries(
