@@ -218,11 +218,10 @@ def test_concurrent_appends_share_commits(backend: Backend) -> None:
 
 
 def test_under_a_heavy_load_the_writer_gathers_larger_groups(backend: Backend) -> None:
-    # Given a journal that, after a group of 2 or more, gathers until 10 wait (pause and
+    # Given a journal that, after finding 2 or more waiting, gathers until 10 wait (pause and
     # longest wait far beyond the test)
     async def go() -> int:
-        journal = await opened(backend)
-        journal.gather = Gathering(after=2, target=10, pause=30.0, longest=30.0)
+        journal = await opened(backend, gather=Gathering(after=2, target=10, pause=30, longest=30))
         await asyncio.gather(journal.append(message(1)), journal.append(message(2)))
         before = journal.commits
         # When ten webhooks arrive 10 ms apart
@@ -241,30 +240,59 @@ def test_under_a_heavy_load_the_writer_gathers_larger_groups(backend: Backend) -
 
 
 @pytest.mark.parametrize(
-    ("heavy_before", "pause", "longest"),
+    ("heavy_before", "pause", "longest", "waited"),
     [
         # a lone webhook after light traffic is committed at once, whatever the gathering
-        (False, 30.0, 30.0),
+        (False, 30.0, 30.0, False),
         # after heavy traffic, once nothing more arrives for `pause`, not after `longest`
-        (True, 0.05, 30.0),
+        (True, 0.1, 30.0, True),
         # and never later than `longest`
-        (True, 30.0, 0.05),
+        (True, 30.0, 0.1, True),
     ],
 )
-def test_gathering_holds_a_webhook_only_while_more_are_arriving(
-    backend: Backend, heavy_before: bool, pause: float, longest: float
+def test_gathering_holds_a_webhook_only_while_more_may_arrive(
+    backend: Backend, heavy_before: bool, pause: float, longest: float, waited: bool
 ) -> None:
-    async def go() -> float:
-        journal = await opened(backend)
-        journal.gather = Gathering(after=2, target=10, pause=pause, longest=longest)
-        await asyncio.gather(*(journal.append(message(n)) for n in (1, 2)[: 1 + heavy_before]))
+    async def go() -> tuple[int, float]:
+        gather = Gathering(after=2, target=10, pause=pause, longest=longest)
+        journal = await opened(backend, gather=gather)
+        first = (1, 2) if heavy_before else (1,)
+        await asyncio.gather(*(journal.append(message(n)) for n in first))
+        commits = journal.commits
         start = time.monotonic()
         assert await journal.append(message(3)) is not None
         elapsed = time.monotonic() - start
         await journal.close()
+        return commits, elapsed
+
+    commits, elapsed = run(go())  # type: ignore[misc]
+    assert commits == 1  # the first webhooks made one group
+    assert elapsed < 2.0
+    assert (elapsed >= 0.08) == waited
+
+
+def test_gathering_stops_when_the_backlog_is_light_again(backend: Backend) -> None:
+    # Given a journal that gathers after finding 3 waiting, for at most 0.5 s
+    async def go() -> float:
+        gather = Gathering(after=3, target=10, pause=30, longest=0.5)
+        journal = await opened(backend, gather=gather)
+        await asyncio.gather(*(journal.append(message(n)) for n in (1, 2, 3)))
+        # and then three webhooks 10 ms apart, which the writer gathers into one group
+        # although it found one waiting
+        appends = []
+        for n in (4, 5, 6):
+            appends.append(asyncio.ensure_future(journal.append(message(n))))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*appends)
+        # When one more arrives
+        start = time.monotonic()
+        assert await journal.append(message(7)) is not None
+        elapsed = time.monotonic() - start
+        await journal.close()
         return elapsed
 
-    assert run(go()) < 5.0
+    # Then it is committed at once: the gathered group's size does not keep gathering on
+    assert run(go()) < 0.25
 
 
 def test_messages_routed_as_they_arrive_are_stored_with_their_verdicts_and_deliveries(

@@ -52,25 +52,37 @@ MAX_GROUP = 4096
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Gathering:
-    """When the writer waits a little for a larger group before it commits.
+    """When the writer waits a little for a larger group before it commits (SQLite).
 
     A commit costs the writer's core a fixed ~200-350 us (the fsync and its interrupts, thread
     switches, the futures' hand-over) whatever the group's size. Under a heavy load each commit
     starts as soon as the previous one ends, with what came meanwhile, and groups stay small
-    (~30 webhooks at 15k/s), so that fixed cost is paid again and again. After a group of
-    `after` or more (the load is heavy), the writer gathers: it commits once `target` are
-    waiting, or nothing new has arrived for `pause` seconds (every sender still active is
-    waiting), or `longest` seconds have passed. After a smaller group it commits at once, so a
-    lone webhook waits for nothing. PostgreSQL's `commit_delay` and MySQL's
-    `binlog_group_commit_sync_delay` trade latency for throughput the same way, there only by
-    a fixed delay. bench/ingest.py (64 senders): groups of ~30 became ~60, and the same core
-    took 10-14% more webhooks a second; with 16 senders as many as before, on ~15% less CPU
-    (bench/README.md, stop 23)."""
+    (~30 webhooks at 15k/s), so that fixed cost is paid again and again. When `after` or more
+    operations were waiting as the previous group began (the load is heavy), the writer
+    gathers: it commits once `target` are waiting, or nothing new has arrived for `pause`
+    seconds (every sender still active is waiting), or `longest` seconds have passed. Otherwise
+    it commits at once: after light traffic a lone webhook waits for nothing, and the first
+    one after a burst at most `pause`. What decides is the backlog found, not the size of the
+    group made: a group made larger by gathering would keep gathering on at moderate loads,
+    where it only adds latency (open loop at 8k/s: p50 1.5 -> 2.3-2.9 ms). PostgreSQL's
+    `commit_delay` and MySQL's `binlog_group_commit_sync_delay` trade latency for throughput
+    the same way, there by a fixed delay. bench/ingest.py (64 senders): groups of ~30 became
+    ~60, and the same core took 10-14% more webhooks a second (bench/README.md, stop 23)."""
 
     after: int = 16
     target: int = 64
     pause: float = 0.0002
     longest: float = 0.003
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.after <= self.target:
+            raise ValueError(
+                f"gathering needs 1 <= after <= target, got {self.after}, {self.target}"
+            )
+        if not (self.pause > 0 and self.longest > 0):
+            raise ValueError(
+                f"gathering needs pause and longest > 0, got {self.pause}, {self.longest}"
+            )
 
 
 GATHER = Gathering()
@@ -134,8 +146,13 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     """The positional parameter marker of the driver: `?` or `%s`."""
 
     def __init__(
-        self, *, max_pending: int = 20_000, ack_timeout: float = 5.0, gather: Gathering = GATHER
+        self,
+        *,
+        max_pending: int = 20_000,
+        ack_timeout: float = 5.0,
+        gather: Gathering | None = None,
     ) -> None:
+        """`gather`: when the writer waits for a larger group (None: never)."""
         self.max_pending = max_pending
         self.ack_timeout = ack_timeout
         self.gather = gather
@@ -300,23 +317,24 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
 
     def _flush(self) -> None:
         self._flush_due = False
-        if self._gathering and len(self._queue) < self.gather.target:
+        if self._gathering and self.gather is not None and len(self._queue) < self.gather.target:
             return  # the writer wakes by itself to see whether arrivals have paused
         if not self._wake.is_set():  # set already while the writer is busy: skip its lock
             self._wake.set()
 
     def _run(self) -> None:
-        last = 0
+        heavy = False
         while True:
             self._wake.wait()
             self._wake.clear()
             while self._queue:
-                if last >= self.gather.after:
-                    self._gather()
+                waiting = len(self._queue)
+                if heavy and self.gather is not None:
+                    self._gather(self.gather)
+                heavy = self.gather is not None and waiting >= self.gather.after
                 group: list[_Pending] = []
                 while self._queue and len(group) < MAX_GROUP:
                     group.append(self._queue.popleft())
-                last = len(group)
                 try:
                     self._commit_group(group)
                 except BaseException as exc:  # the writer must outlive any one group
@@ -325,9 +343,8 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             if self._stopping and not self._queue:
                 return
 
-    def _gather(self) -> None:
-        """Wait for a larger group, as `Gathering` says; in the writer thread."""
-        gather = self.gather
+    def _gather(self, gather: Gathering) -> None:
+        """Wait for a larger group, as `gather` says; in the writer thread."""
         deadline = time.monotonic() + gather.longest
         self._gathering = True
         try:

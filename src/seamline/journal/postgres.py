@@ -31,7 +31,7 @@ import psycopg
 
 from seamline.errors import JournalError
 from seamline.journal.base import ConsoleJournal, Journal, NewMessage, Routing
-from seamline.journal.group_commit import GroupCommitJournal, verdict_columns
+from seamline.journal.group_commit import Gathering, GroupCommitJournal, verdict_columns
 from seamline.journal.queries import migrations, queries
 
 Q = queries("postgres")
@@ -111,8 +111,18 @@ class PostgresJournal(GroupCommitJournal):
     dialect = "postgres"
     marker = "%s"
 
-    def __init__(self, url: str, *, max_pending: int = 20_000, ack_timeout: float = 5.0) -> None:
-        super().__init__(max_pending=max_pending, ack_timeout=ack_timeout)
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_pending: int = 20_000,
+        ack_timeout: float = 5.0,
+        gather: Gathering | None = None,
+    ) -> None:
+        """`gather`: none by default. A commit here is a round trip to the server, whose own
+        group commit serves every process; waiting in the writer measured no gain in
+        bench/postgres.py, and reads that go through the writer would wait too."""
+        super().__init__(max_pending=max_pending, ack_timeout=ack_timeout, gather=gather)
         self.url = url
         self.q = Q
         self._reconnect_after = 0.0

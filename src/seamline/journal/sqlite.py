@@ -33,7 +33,12 @@ import orjson
 
 from seamline.errors import JournalError
 from seamline.journal.base import ConsoleJournal, Journal, NewMessage, Routing
-from seamline.journal.group_commit import GroupCommitJournal, verdict_columns
+from seamline.journal.group_commit import (
+    GATHER,
+    Gathering,
+    GroupCommitJournal,
+    verdict_columns,
+)
 from seamline.journal.multirow import MultiRow
 from seamline.journal.queries import migrations, queries
 
@@ -136,8 +141,9 @@ class SqliteJournal(GroupCommitJournal):
         max_pending: int = 20_000,
         ack_timeout: float = 5.0,
         exclusive: bool = False,
+        gather: Gathering | None = GATHER,
     ) -> None:
-        super().__init__(max_pending=max_pending, ack_timeout=ack_timeout)
+        super().__init__(max_pending=max_pending, ack_timeout=ack_timeout, gather=gather)
         self.path = Path(path)
         self.exclusive = exclusive
         self.q = Q
