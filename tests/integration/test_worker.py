@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from seamline.connectors.fake import FakeSink, answer
+from seamline.engine.budget import Budget, Limits, MemoryLedger
 from seamline.errors import (
     PermanentError,
     ThrottledError,
@@ -175,3 +176,54 @@ def _dead() -> Any:
     from seamline.journal.base import Selection
 
     return Selection(states=("dead",))
+
+
+class _SlowSink(FakeSink):
+    """Answers each request after `delay` seconds."""
+
+    delay = 0.3
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(self.delay)
+        return await super().send(*args, **kwargs)
+
+
+class _CountingLedger(MemoryLedger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.grants = 0
+
+    async def grant(self, *args: Any, **kwargs: Any) -> Any:
+        self.grants += 1
+        return await super().grant(*args, **kwargs)
+
+
+def test_a_loop_held_back_by_the_concurrency_cap_waits_for_capacity_not_for_new_work(
+    tmp_path: Path,
+) -> None:
+    # Given a target that takes one request at a time and answers after 0.3 s, two loops, and
+    # two orders to deliver
+    async def go() -> tuple[int, int]:
+        sink = _SlowSink()
+        r = await rig(tmp_path, sink)
+        ledger = _CountingLedger()
+        r.worker.budget = Budget("orders-api", Limits(concurrency=1), ledger)
+        await receive(r, order(id=1, order_number=1001), 1)
+        await receive(r, order(id=2, order_number=1002), 2)
+        loops = [asyncio.create_task(r.worker.run_loop()) for _ in range(2)]
+        # When new deliveries are announced every 10 ms meanwhile
+        deadline = time.monotonic() + 5
+        while len(sink.sent) < 2 and time.monotonic() < deadline:
+            r.worker.wake.set()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.35)  # the second answer
+        r.worker.stop()
+        await asyncio.gather(*loops)
+        await r.journal.close()
+        return len(sink.sent), ledger.grants
+
+    sent, grants = asyncio.run(go())
+    # Then both are delivered, and the loop held back asked the budget again when the other
+    # gave its request back, not at each announcement (~60 of them)
+    assert sent == 2
+    assert grants < 12, f"{grants} grants for 2 deliveries"
