@@ -229,11 +229,11 @@ class TargetWorker:
     async def _capacity(self, *, since: int) -> None:
         """The target's concurrency cap is taken: wait until a loop of this process gives
         requests back (`since`: how often loops had when this one asked), or `IDLE_POLL`
-        (other processes give back too). Not for new work: the cap, not a lack of work, holds this loop. Woken
-        instead by every notification of new deliveries, each held-back loop asked the
-        budget again at once, for nothing: with 4 worker processes on PostgreSQL ~290 such
-        transitions a second, each queueing on the budget's row lock (bench/README.md,
-        stop 23)."""
+        (other processes give back too). Not for new work: the cap, not a lack of work,
+        holds this loop. Woken instead by every notification of new deliveries, each
+        held-back loop asked the budget again at once, for nothing: with 4 worker processes
+        on PostgreSQL ~290 such transitions a second, each queueing on the budget's row lock
+        (bench/README.md, stop 23)."""
         if self._given_back_count != since or self._stopping:
             return  # given back while this loop asked: try again now
         self._given_back.clear()
