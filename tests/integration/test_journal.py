@@ -240,41 +240,53 @@ def test_under_a_heavy_load_the_writer_gathers_larger_groups(backend: Backend) -
 
 
 @pytest.mark.parametrize(
-    ("heavy_before", "pause", "longest", "waited"),
+    ("heavy_before", "pause", "longest", "apart", "commits"),
     [
-        # a lone webhook after light traffic is committed at once, whatever the gathering
-        (False, 30.0, 30.0, False),
-        # after heavy traffic, once nothing more arrives for `pause`, not after `longest`
-        (True, 0.1, 30.0, True),
-        # and never later than `longest`
-        (True, 30.0, 0.1, True),
+        # after light traffic a lone webhook is committed at once, whatever the gathering:
+        # the next one, 50 ms later, goes in a commit of its own
+        (False, 30.0, 30.0, 0.05, 2),
+        # after heavy traffic it is held while more may arrive: the next one joins it
+        (True, 30.0, 30.0, 0.05, 1),
+        # but not once nothing more has arrived for `pause`
+        (True, 0.02, 30.0, 0.5, 2),
+        # nor for longer than `longest`
+        (True, 30.0, 0.02, 0.5, 2),
     ],
 )
 def test_gathering_holds_a_webhook_only_while_more_may_arrive(
-    backend: Backend, heavy_before: bool, pause: float, longest: float, waited: bool
+    backend: Backend,
+    heavy_before: bool,
+    pause: float,
+    longest: float,
+    apart: float,
+    commits: int,
 ) -> None:
-    async def go() -> tuple[int, float]:
-        gather = Gathering(after=2, target=10, pause=pause, longest=longest)
+    # Given a journal that gathers after finding 2 waiting, until 2 wait
+    async def go() -> tuple[int, int]:
+        gather = Gathering(after=2, target=2, pause=pause, longest=longest)
         journal = await opened(backend, gather=gather)
         first = (1, 2) if heavy_before else (1,)
         await asyncio.gather(*(journal.append(message(n)) for n in first))
-        commits = journal.commits
-        start = time.monotonic()
-        assert await journal.append(message(3)) is not None
-        elapsed = time.monotonic() - start
+        before = journal.commits
+        # When two webhooks arrive `apart` seconds apart
+        one = asyncio.ensure_future(journal.append(message(3)))
+        await asyncio.sleep(apart)
+        two = asyncio.ensure_future(journal.append(message(4)))
+        assert None not in await asyncio.gather(one, two)
+        made = journal.commits - before
         await journal.close()
-        return commits, elapsed
+        return before, made
 
-    commits, elapsed = run(go())  # type: ignore[misc]
-    assert commits == 1  # the first webhooks made one group
-    assert elapsed < 2.0
-    assert (elapsed >= 0.08) == waited
+    before, made = run(go())  # type: ignore[misc]
+    assert before == 1  # the first webhooks made one group
+    # Then they are committed together or apart, as the case says
+    assert made == commits
 
 
 def test_gathering_stops_when_the_backlog_is_light_again(backend: Backend) -> None:
-    # Given a journal that gathers after finding 3 waiting, for at most 0.5 s
-    async def go() -> float:
-        gather = Gathering(after=3, target=10, pause=30, longest=0.5)
+    # Given a journal that gathers after finding 3 waiting, until 3 wait
+    async def go() -> int:
+        gather = Gathering(after=3, target=3, pause=30, longest=30)
         journal = await opened(backend, gather=gather)
         await asyncio.gather(*(journal.append(message(n)) for n in (1, 2, 3)))
         # and then three webhooks 10 ms apart, which the writer gathers into one group
@@ -284,15 +296,18 @@ def test_gathering_stops_when_the_backlog_is_light_again(backend: Backend) -> No
             appends.append(asyncio.ensure_future(journal.append(message(n))))
             await asyncio.sleep(0.01)
         await asyncio.gather(*appends)
-        # When one more arrives
-        start = time.monotonic()
-        assert await journal.append(message(7)) is not None
-        elapsed = time.monotonic() - start
+        before = journal.commits
+        # When two more arrive 50 ms apart
+        one = asyncio.ensure_future(journal.append(message(7)))
+        await asyncio.sleep(0.05)
+        two = asyncio.ensure_future(journal.append(message(8)))
+        assert None not in await asyncio.gather(one, two)
+        made = journal.commits - before
         await journal.close()
-        return elapsed
+        return made
 
-    # Then it is committed at once: the gathered group's size does not keep gathering on
-    assert run(go()) < 0.25
+    # Then each is committed at once: the gathered group's size does not keep gathering on
+    assert run(go()) == 2
 
 
 def test_messages_routed_as_they_arrive_are_stored_with_their_verdicts_and_deliveries(

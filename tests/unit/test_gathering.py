@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seamline.journal.group_commit import GATHER, Gathering
+from seamline.journal.group_commit import Gathering
 
 
 @pytest.mark.parametrize(
@@ -21,9 +21,3 @@ def test_a_gathering_that_could_not_work_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=complaint.replace("+", r"\+")):
         Gathering(**fields)  # type: ignore[arg-type]
-
-
-def test_the_default_waits_at_most_a_few_milliseconds() -> None:
-    # far below any sender's timeout and the journal's own ack timeout (seconds)
-    assert GATHER.longest <= 0.005
-    assert GATHER.pause <= GATHER.longest

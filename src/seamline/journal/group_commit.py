@@ -156,7 +156,8 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         self.max_pending = max_pending
         self.ack_timeout = ack_timeout
         self.gather = gather
-        self._gathering = False
+        self._gathering_for = 0
+        """While the writer gathers, how many it waits for (else 0)."""
         self._last_arrival = 0.0
         self.q: dict[str, str] = {}
         self._watchdog: asyncio.Task[None] | None = None
@@ -317,21 +318,23 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
 
     def _flush(self) -> None:
         self._flush_due = False
-        if self._gathering and self.gather is not None and len(self._queue) < self.gather.target:
+        if len(self._queue) < self._gathering_for:
             return  # the writer wakes by itself to see whether arrivals have paused
         if not self._wake.is_set():  # set already while the writer is busy: skip its lock
             self._wake.set()
 
     def _run(self) -> None:
+        gather = self.gather
         heavy = False
         while True:
             self._wake.wait()
             self._wake.clear()
             while self._queue:
-                waiting = len(self._queue)
-                if heavy and self.gather is not None:
-                    self._gather(self.gather)
-                heavy = self.gather is not None and waiting >= self.gather.after
+                if gather is not None:
+                    waiting = len(self._queue)
+                    if heavy:
+                        self._gather(gather)
+                    heavy = waiting >= gather.after
                 group: list[_Pending] = []
                 while self._queue and len(group) < MAX_GROUP:
                     group.append(self._queue.popleft())
@@ -346,7 +349,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     def _gather(self, gather: Gathering) -> None:
         """Wait for a larger group, as `gather` says; in the writer thread."""
         deadline = time.monotonic() + gather.longest
-        self._gathering = True
+        self._gathering_for = gather.target
         try:
             while len(self._queue) < gather.target and not self._stopping:
                 now = time.monotonic()
@@ -355,7 +358,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 self._wake.wait(min(gather.pause, deadline - now))
                 self._wake.clear()
         finally:
-            self._gathering = False
+            self._gathering_for = 0
 
     async def _watch(self) -> None:
         """Fail appends queued longer than `ack_timeout` (ingest answers 503; the sender retries).

@@ -186,7 +186,7 @@ class PostgresJournal(GroupCommitJournal):
         )
 
     def _lock_keys(self, conn: psycopg.Connection[Any], keys: Collection[str | None]) -> None:
-        wanted = sorted({k for k in keys if k is not None})
+        wanted = list({k for k in keys if k is not None})  # the query orders them
         if wanted:
             conn.execute(Q["lock_keys"], {"keys": wanted})
 
