@@ -77,9 +77,12 @@ def test_the_rate_budget_is_shared_by_every_worker_process(
 ) -> None:
     rate, burst = 20, 5
     times, shares = run_landscape(tmp_path, postgres_url, 120, rate=rate, burst=burst)
-    # Then the busiest second at the sink is within the budget (one bucket, not three)
+    # Then the busiest second at the sink is within the budget (one bucket, not three: those
+    # would let ~3 x 20 through). Measured at the sink, where a stall of the sink or of a
+    # worker holding a grant bunches requests together: hence the margin of half a second's
+    # rate (a review froze the sink for 0.4 s and saw 28 in a second)
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
-    assert busiest <= rate + burst + 2, f"{busiest} requests in one second; budget {rate}/s"
+    assert busiest <= rate + burst + rate // 2, f"{busiest} requests in one second; budget {rate}/s"
     elapsed = times[-1] - times[0]
     assert (len(times) - burst) / elapsed <= rate * 1.1
     # ...and it was shared: each worker process delivered some of it
