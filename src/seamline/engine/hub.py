@@ -27,7 +27,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,6 +41,7 @@ from seamline.console import Console
 from seamline.engine.budget import Budget, BudgetLedger, BudgetView, Limits, MemoryLedger
 from seamline.engine.ingest import Ingest
 from seamline.engine.router import Router
+from seamline.engine.server import Protocol, Server
 from seamline.engine.worker import TargetWorker, WorkerStats, forwarded_fields
 from seamline.engine.worker_process import HubLink, WorkerProcess, fingerprint, parse_worker_of
 from seamline.errors import ProjectError, SeamlineError, ThrottledError
@@ -83,14 +84,6 @@ time."""
 
 def _ignored() -> None:
     log.info("signal ignored: a worker process stops when its hub stops it")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the hub decides when and how to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
@@ -237,7 +230,7 @@ class Hub:
             AlertLoop(self.journal, project, leading=self.leading) if self.schedules else None
         )
         """Alert rules evaluated by the active scheduler; notifications sent from here."""
-        self.server: _Server | None = None
+        self.server: Server | None = None
         self.started = asyncio.Event()
         self.children = [
             WorkerProcess(
@@ -425,7 +418,7 @@ class Hub:
             self.ingest,
             host=host,
             port=port,
-            http="httptools",
+            http=Protocol,
             loop="none",
             lifespan="off",
             access_log=False,
@@ -436,7 +429,7 @@ class Hub:
             backlog=2048,
             timeout_keep_alive=30,
         )
-        self.server = _Server(config)
+        self.server = Server(config)
         serve = tg.create_task(self.server.serve(sockets=[listening]), name="server")
         while not self.server.started and not serve.done():  # noqa: ASYNC110 - uvicorn offers no event
             await asyncio.sleep(0.01)

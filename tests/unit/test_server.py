@@ -1,0 +1,147 @@
+"""What reaches the socket through the hub's corked transport, and when."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+from seamline.engine.server import CorkedTransport
+
+
+class RecordingTransport:
+    """A transport that records what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes | None]] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def write_eof(self) -> None:
+        self.calls.append(("write_eof", None))
+
+    def close(self) -> None:
+        self.closing = True
+        self.calls.append(("close", None))
+
+    def abort(self) -> None:
+        self.closing = True
+        self.calls.append(("abort", None))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 7
+
+
+Step = Callable[[CorkedTransport, RecordingTransport], Any]
+
+
+def write(data: bytes) -> Step:
+    return lambda corked, _: corked.write(data)
+
+
+def call(name: str) -> Step:
+    return lambda corked, _: getattr(corked, name)()
+
+
+def peer_gone() -> Step:
+    def step(_: CorkedTransport, transport: RecordingTransport) -> None:
+        transport.closing = True
+
+    return step
+
+
+TURN = "end of the event loop's turn"
+
+
+@pytest.mark.parametrize(
+    ("steps", "sent"),
+    [
+        pytest.param(
+            [write(b"HEAD"), write(b"BODY")],
+            [("write", b"HEADBODY")],
+            id="an answer's head and body in one turn leave in one send, at once",
+        ),
+        pytest.param(
+            [write(b"HEAD"), TURN],
+            [("write", b"HEAD")],
+            id="a write alone leaves at the end of the turn",
+        ),
+        pytest.param(
+            [write(b"a"), write(b"b"), write(b"c"), TURN],
+            [("write", b"ab"), ("write", b"c")],
+            id="writes keep their order, in pairs",
+        ),
+        pytest.param(
+            [write(b"a"), TURN, write(b"b"), TURN],
+            [("write", b"a"), ("write", b"b")],
+            id="no write waits past its turn",
+        ),
+        pytest.param(
+            [write(b"BYE"), call("close"), TURN],
+            [("write", b"BYE"), ("close", None)],
+            id="close sends what waits first",
+        ),
+        pytest.param(
+            [write(b"LAST"), call("write_eof"), TURN],
+            [("write", b"LAST"), ("write_eof", None)],
+            id="write_eof sends what waits first",
+        ),
+        pytest.param(
+            [write(b"LOST"), call("abort"), TURN],
+            [("abort", None)],
+            id="abort drops what waits",
+        ),
+        pytest.param(
+            [write(b"LOST"), peer_gone(), TURN],
+            [],
+            id="what waits when the peer has gone is dropped",
+        ),
+    ],
+)
+def test_the_corked_transport_sends_writes_in_pairs_within_a_turn(
+    steps: list[Step | str], sent: list[tuple[str, bytes | None]]
+) -> None:
+    async def go() -> list[tuple[str, bytes | None]]:
+        transport = RecordingTransport()
+        corked = CorkedTransport(cast(asyncio.Transport, transport), asyncio.get_running_loop())
+        for step in steps:
+            if step == TURN:
+                await asyncio.sleep(0)  # the held write's callback runs
+            else:
+                assert callable(step)
+                step(corked, transport)
+        return transport.calls
+
+    assert asyncio.run(go()) == sent
+
+
+def test_what_waits_counts_in_the_write_buffer() -> None:
+    async def go() -> tuple[int, int]:
+        transport = RecordingTransport()
+        corked = CorkedTransport(cast(asyncio.Transport, transport), asyncio.get_running_loop())
+        corked.write(b"12345")
+        waiting = corked.get_write_buffer_size()
+        await asyncio.sleep(0)
+        return waiting, corked.get_write_buffer_size()
+
+    assert asyncio.run(go()) == (7 + 5, 7)
+
+
+def test_a_bytearray_written_is_sent_as_it_was_when_written() -> None:
+    async def go() -> list[tuple[str, bytes | None]]:
+        transport = RecordingTransport()
+        corked = CorkedTransport(cast(asyncio.Transport, transport), asyncio.get_running_loop())
+        data = bytearray(b"before")
+        corked.write(data)
+        data[:] = b"after!"
+        await asyncio.sleep(0)
+        return transport.calls
+
+    assert asyncio.run(go()) == [("write", b"before")]
