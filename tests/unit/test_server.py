@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import pytest
+import uvicorn
 
-from seamline.engine.server import CorkedTransport
+from seamline.engine.server import JOIN_AT_MOST, CorkedTransport, Protocol, Server
 
 
 class RecordingTransport:
@@ -20,6 +22,9 @@ class RecordingTransport:
 
     def write(self, data: bytes) -> None:
         self.calls.append(("write", bytes(data)))
+
+    def writelines(self, pieces: Iterable[bytes]) -> None:
+        self.calls.append(("writelines", b"|".join(pieces)))
 
     def write_eof(self) -> None:
         self.calls.append(("write_eof", None))
@@ -46,6 +51,10 @@ def write(data: bytes) -> Step:
     return lambda corked, _: corked.write(data)
 
 
+def lines(*pieces: bytes) -> Step:
+    return lambda corked, _: corked.writelines(pieces)
+
+
 def call(name: str) -> Step:
     return lambda corked, _: getattr(corked, name)()
 
@@ -58,6 +67,7 @@ def peer_gone() -> Step:
 
 
 TURN = "end of the event loop's turn"
+BIG = b"x" * (JOIN_AT_MOST + 1)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +92,21 @@ TURN = "end of the event loop's turn"
             [write(b"a"), TURN, write(b"b"), TURN],
             [("write", b"a"), ("write", b"b")],
             id="no write waits past its turn",
+        ),
+        pytest.param(
+            [write(b"HEAD"), write(BIG)],
+            [("writelines", b"HEAD|" + BIG)],
+            id="a large body goes beside its head in one call, not copied into a new buffer",
+        ),
+        pytest.param(
+            [write(b"HEAD"), lines(b"a", b"b")],
+            [("writelines", b"HEAD|a|b")],
+            id="writelines sends what waits with its pieces, at once",
+        ),
+        pytest.param(
+            [write(b"HEAD"), call("flush"), write(b"BODY"), TURN],
+            [("write", b"HEAD"), ("write", b"BODY")],
+            id="flush sends what waits at once",
         ),
         pytest.param(
             [write(b"BYE"), call("close"), TURN],
@@ -145,3 +170,52 @@ def test_a_bytearray_written_is_sent_as_it_was_when_written() -> None:
         return transport.calls
 
     assert asyncio.run(go()) == [("write", b"before")]
+
+
+async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every request 200 with a short body (none for HEAD, as the server sends)."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize(
+    ("request_line", "answer_ends"),
+    [
+        pytest.param(b"HEAD / HTTP/1.1", b"content-length: 2\r\n\r\n", id="HEAD: a head alone"),
+        pytest.param(b"GET / HTTP/1.1", b"\r\n\r\nok", id="GET: a head and a body"),
+    ],
+)
+def test_a_client_that_half_closes_after_its_request_gets_the_whole_answer(
+    request_line: bytes, answer_ends: bytes
+) -> None:
+    """On a real server on loopback: the peer's EOF makes uvloop close the transport, and
+    the answer still waiting for the end of the turn must be sent before that."""
+
+    async def go() -> bytes:
+        config = uvicorn.Config(
+            _app, host="127.0.0.1", port=0, http=Protocol, lifespan="off", log_level="warning"
+        )
+        server = Server(config)
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
+        try:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
+                await asyncio.sleep(0.01)
+            reader, writer = await asyncio.open_connection(*listening.getsockname())
+            writer.write(request_line + b"\r\nHost: hub\r\n\r\n")
+            writer.write_eof()
+            answer = await asyncio.wait_for(reader.read(), timeout=5)
+            writer.close()
+            return answer
+        finally:
+            server.should_exit = True
+            await serving
+
+    answer = asyncio.run(go())
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert answer.endswith(answer_ends), answer

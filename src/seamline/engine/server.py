@@ -17,6 +17,9 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+JOIN_AT_MOST = 4096
+"""A body up to this size is joined to the head it goes with; a larger one goes beside it."""
+
 
 class Server(uvicorn.Server):
     """uvicorn without its own signal handling: the hub decides when and how to stop."""
@@ -34,14 +37,22 @@ class Protocol(HttpToolsProtocol):
         corked = CorkedTransport(cast(asyncio.Transport, transport), asyncio.get_running_loop())
         super().connection_made(corked)
 
+    def eof_received(self) -> None:
+        # The client half-closed: uvloop closes the transport once this returns, so what
+        # waits for the end of the turn (an answer to HEAD: a head alone) goes now.
+        if isinstance(self.transport, CorkedTransport):
+            self.transport.flush()
+        super().eof_received()
+
 
 class CorkedTransport(asyncio.Transport):
     """`transport`, its writes sent in pairs: a write waits for the next one, or for the end
     of the event loop's turn (never longer), and goes with it.
 
     An answer's head and body, written in one turn, leave in one send. Writes keep their
-    order; `close` and `write_eof` send what waits first; `abort` drops it, as it drops what
-    the transport holds. What waits when the peer has gone is dropped too.
+    order; `writelines`, `close` and `write_eof` send what waits first; `abort` drops it, as it
+    drops what the transport holds. What waits when the transport is closing already (the
+    peer reset the connection) is dropped too; `Protocol` sends it when the peer half-closes.
     """
 
     __slots__ = ("_held", "_loop", "_transport")
@@ -57,12 +68,16 @@ class CorkedTransport(asyncio.Transport):
         if held is None:
             # Held as bytes: the caller may change a bytearray it wrote once this returns.
             self._held = bytes(data)
-            self._loop.call_soon(self._send_held)
+            self._loop.call_soon(self.flush)
         else:
             self._held = None
-            self._transport.write(held + data)
+            if len(data) <= JOIN_AT_MOST:
+                self._transport.write(held + data)
+            else:  # one `writev` of both, without copying a large body into a new buffer
+                self._transport.writelines((held, data))
 
-    def _send_held(self) -> None:
+    def flush(self) -> None:
+        """Send what waits now (dropped if the transport is closing already)."""
         held = self._held
         if held is not None:
             self._held = None
@@ -70,17 +85,19 @@ class CorkedTransport(asyncio.Transport):
                 self._transport.write(held)
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        self.write(b"".join(list_of_data))
+        held = self._held
+        self._held = None
+        self._transport.writelines(list_of_data if held is None else [held, *list_of_data])
 
     def write_eof(self) -> None:
-        self._send_held()
+        self.flush()
         self._transport.write_eof()
 
     def can_write_eof(self) -> bool:
         return self._transport.can_write_eof()
 
     def close(self) -> None:
-        self._send_held()
+        self.flush()
         self._transport.close()
 
     def abort(self) -> None:
