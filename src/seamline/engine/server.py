@@ -4,7 +4,7 @@ uvicorn writes an answer's head and its body with a `transport.write` each, and 
 each write at once: two `send` calls, and two TCP segments through the kernel's network stack,
 for an answer of ~150 bytes. `CorkedTransport` holds a write back until the next one, or the
 end of the event loop's turn, and sends what it holds with it. For a webhook that is one send
-instead of two: 2-3.5 µs less of the hub's CPU a webhook, ~5% (`bench/README.md`, stop 24).
+instead of two: 1-3.5 µs less of the hub's CPU a webhook, 2-7% (`bench/README.md`, stop 24).
 """
 
 from __future__ import annotations
