@@ -93,6 +93,76 @@ def test_every_statement_is_planned_for_the_tables_as_they_are_now(postgres_url:
     assert generic == 0
 
 
+def test_a_worker_frozen_in_its_settle_holds_back_neither_the_lease_sweep_nor_its_leases(
+    postgres_url: str,
+) -> None:
+    """A worker process frozen (SIGSTOP) between its settle's statements keeps its rows locked.
+    The scheduler's sweep must not wait for it, since its writer routes too; the server ends
+    the frozen session after `idle_in_transaction`, and the next sweep takes its leases over."""
+
+    async def go() -> tuple[list[int], list[int], int]:
+        journal = PostgresJournal(postgres_url, idle_in_transaction=1.0)
+        await journal.open()
+        mid = await journal.append(message(1))
+        assert mid is not None
+        plain = NewDelivery("f", "v1", "sink", key=None, version=None, safe_retry=True)
+        await journal.route([Routing(mid, "order.created", deliveries=[plain])])
+        (claimed,) = await journal.claim(target="sink", owner="frozen", limit=1, lease=0.01)
+        # The frozen worker: a session of the journal's own kind, in a transaction holding
+        # the delivery's row, never to commit
+        frozen = await asyncio.to_thread(journal._connect)
+        frozen.execute("UPDATE delivery SET updated_at = updated_at WHERE id = %s", (claimed.id,))
+        await asyncio.sleep(0.05)  # the lease has run out
+        first = await asyncio.wait_for(journal.expire_leases(), timeout=5)
+        later: list[int] = []
+        sweeps = 1
+        while not later and sweeps < 100:  # ~10 s at most
+            await asyncio.sleep(0.1)
+            later = await journal.expire_leases()
+            sweeps += 1
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            frozen.execute("SELECT 1")  # the server ended its session
+        frozen.close()
+        await journal.close()
+        return first, later, claimed.id
+
+    first, later, delivery_id = asyncio.run(go())
+    assert first == [], "the sweep waited for the frozen session's lock instead of skipping it"
+    assert later == [delivery_id]
+
+
+def test_a_writer_that_wakes_to_find_its_session_ended_runs_its_group_again(
+    postgres_url: str,
+) -> None:
+    """The frozen worker's side: its writer thread stalls inside a group longer than
+    `idle_in_transaction`; the server ends the session and rolls the group back. When the
+    thread goes on, the session is taken as lost and the group runs again, once, on a new one."""
+    runs: list[int] = []
+
+    def stalls_the_first_time(conn: Any) -> int:
+        conn.execute("SELECT count(*) FROM delivery")  # a transaction is open
+        runs.append(1)
+        if len(runs) == 1:
+            time.sleep(2.0)  # frozen, as far as the server can tell
+        return int(conn.execute("SELECT 1").fetchone()[0])
+
+    async def go() -> int:
+        journal = PostgresJournal(postgres_url, idle_in_transaction=0.5)
+        await journal.open()
+        try:
+            return await journal._write(stalls_the_first_time)
+        finally:
+            await journal.close()
+
+    assert asyncio.run(go()) == 1
+    assert len(runs) == 2
+
+
+def test_an_idle_in_transaction_limit_that_could_not_work_is_refused() -> None:
+    with pytest.raises(ValueError, match="idle_in_transaction must be positive"):
+        PostgresJournal("postgresql://127.0.0.1/none", idle_in_transaction=0)
+
+
 def test_tally_rows_of_ended_server_processes_are_folded_by_the_hourly_sweep(
     postgres_url: str,
 ) -> None:

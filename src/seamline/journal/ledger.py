@@ -21,10 +21,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from seamline.engine.budget import BudgetState, Grant, Limits, Outcome
 from seamline.errors import JournalError
-from seamline.journal.postgres import Q, connection_options
+from seamline.journal.postgres import Q, connection_options, idle_in_transaction_setting
 
 POOL_SIZE = 4
 R = TypeVar("R")
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """A budget transition locks the budget's row: a session frozen in one is ended too."""
+    await conn.execute(idle_in_transaction_setting())
+    await conn.commit()
 
 
 class PostgresLedger:
@@ -42,6 +48,7 @@ class PostgresLedger:
                 min_size=1,
                 max_size=POOL_SIZE,
                 kwargs={"row_factory": dict_row, **connection_options(self.timeout)},
+                configure=_configure,
                 timeout=self.timeout,
                 open=False,
                 name="budget",

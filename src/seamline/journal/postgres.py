@@ -53,6 +53,21 @@ millisecond per statement of a batch. A SET after connecting rather than a start
 poolers such as pgbouncer refuse startup options they do not know."""
 
 
+IDLE_IN_TRANSACTION = 10.0
+"""Seconds a session of ours may sit in an open transaction before the server ends it. Ours
+run their statements back to back, so one that sits longer belongs to a process frozen in
+it (SIGSTOP, a host starved of CPU, a debugger): its row locks would hold every other
+process's statements on those rows (the scheduler's lease sweep, a budget transition) for as
+long as it stays frozen. Ended, its transaction rolls back; when it wakes, its connection is
+gone and the change is retried or its leases run out, as after any lost connection."""
+
+
+def idle_in_transaction_setting(seconds: float = IDLE_IN_TRANSACTION) -> str:
+    """The SET that has the server end a session of ours left in a transaction `seconds`. A
+    SET after connecting, as `PLANNING`, not a startup option (pgbouncer)."""
+    return f"SET idle_in_transaction_session_timeout = {max(1, round(seconds * 1000))}"
+
+
 def connection_options(ack_timeout: float) -> dict[str, Any]:
     """Keep a dead server from holding a caller longer than it may wait."""
     return {
@@ -118,12 +133,17 @@ class PostgresJournal(GroupCommitJournal):
         max_pending: int = 20_000,
         ack_timeout: float = 5.0,
         gather: Gathering | None = None,
+        idle_in_transaction: float = IDLE_IN_TRANSACTION,
     ) -> None:
         """`gather`: none by default. A commit here is a round trip to the server, whose own
         group commit serves every process; waiting in the writer measured no gain in
-        bench/postgres.py, and reads that go through the writer would wait too."""
+        bench/postgres.py, and reads that go through the writer would wait too.
+        `idle_in_transaction`: see `IDLE_IN_TRANSACTION`."""
         super().__init__(max_pending=max_pending, ack_timeout=ack_timeout, gather=gather)
+        if idle_in_transaction <= 0:
+            raise ValueError(f"idle_in_transaction must be positive, got {idle_in_transaction}")
         self.url = url
+        self.idle_in_transaction = idle_in_transaction
         self.q = Q
         self._reconnect_after = 0.0
         self._listeners: list[Callable[[str], None]] = []
@@ -161,6 +181,7 @@ class PostgresJournal(GroupCommitJournal):
             conn.rollback()  # end the transaction the checks began: migrate runs in its own
             migrate(conn)
             conn.execute(PLANNING)
+            conn.execute(idle_in_transaction_setting(self.idle_in_transaction))
             conn.commit()  # a SET made in a transaction lasts for the session once committed
         except BaseException:
             conn.close()
@@ -181,6 +202,10 @@ class PostgresJournal(GroupCommitJournal):
     def _lost(self, exc: BaseException) -> bool:
         # A deadlock or serialization failure is an OperationalError to psycopg, but the
         # connection is fine: the group is rolled back and run again one change at a time.
+        # A session the server ended for sitting in a transaction (this process was frozen)
+        # is an InternalError to psycopg, but gone.
+        if isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout):
+            return True
         return isinstance(exc, psycopg.OperationalError) and not isinstance(
             exc, psycopg.errors.TransactionRollback
         )

@@ -201,3 +201,20 @@ WITH gone AS (
 INSERT INTO delivery_tally (flow, state, shard, n)
 SELECT flow, state, 0, sum(n) FROM gone GROUP BY flow, state
 ON CONFLICT (flow, state, shard) DO UPDATE SET n = delivery_tally.n + excluded.n;
+
+-- expire_leases: leases past their time go back to pending, or to review where a repeat is
+-- unsafe. Rows another session holds locked are skipped, not waited for: a worker frozen in
+-- its settle holds them until the server ends its session (idle_in_transaction_session_timeout),
+-- and the scheduler's writer, which routes too, must not wait that long; the next sweep
+-- takes them.
+UPDATE delivery
+SET state = CASE WHEN safe_retry THEN 'pending' ELSE 'review' END,
+    error_class = CASE WHEN safe_retry THEN error_class ELSE 'unknown' END,
+    last_error = CASE WHEN safe_retry THEN last_error
+                 ELSE 'lease expired while the request may have been sent: outcome unknown' END,
+    lease_owner = NULL, lease_until = NULL, updated_at = %(now)s
+WHERE state = 'leased' AND lease_until < %(now)s AND id IN (
+    SELECT id FROM delivery WHERE state = 'leased' AND lease_until < %(now)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
