@@ -131,20 +131,25 @@ def test_a_worker_frozen_in_its_settle_holds_back_neither_the_lease_sweep_nor_it
     assert later == [delivery_id]
 
 
+@pytest.mark.parametrize("stalls", ["between its statements", "before its commit"])
 def test_a_writer_that_wakes_to_find_its_session_ended_runs_its_group_again(
-    postgres_url: str,
+    postgres_url: str, stalls: str
 ) -> None:
     """The frozen worker's side: its writer thread stalls inside a group longer than
     `idle_in_transaction`; the server ends the session and rolls the group back. When the
-    thread goes on, the session is taken as lost and the group runs again, once, on a new one."""
+    thread goes on, at its next statement or at the commit, the group runs again, once, on a
+    new session: nothing of it was committed."""
     runs: list[int] = []
 
     def stalls_the_first_time(conn: Any) -> int:
         conn.execute("SELECT count(*) FROM delivery")  # a transaction is open
         runs.append(1)
-        if len(runs) == 1:
+        if len(runs) == 1 and stalls == "between its statements":
             time.sleep(2.0)  # frozen, as far as the server can tell
-        return int(conn.execute("SELECT 1").fetchone()[0])
+        answer = int(conn.execute("SELECT 1").fetchone()[0])
+        if len(runs) == 1 and stalls == "before its commit":
+            time.sleep(2.0)
+        return answer
 
     async def go() -> int:
         journal = PostgresJournal(postgres_url, idle_in_transaction=0.5)

@@ -233,6 +233,11 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         """True if `exc` means the connection is gone (the group failed as a whole, reconnect)."""
         return False
 
+    def _ended_before_commit(self, exc: BaseException) -> bool:
+        """Whether `exc`, raised by a commit, says the server had ended the session before the
+        commit reached it (so nothing was committed). False unless the dialect knows."""
+        return False
+
     def _busy(self, exc: BaseException) -> bool:
         """True if `exc` means another process kept the journal too long (the group is refused
         as a whole, without trying each change alone)."""
@@ -394,17 +399,41 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         group = [p for p in group if not (isinstance(p.op, AppendOp) and p.future.done())]
         if not group:
             return
+        for again in (False, True):
+            ran = self._run_group(group)
+            if ran is None:
+                return  # handed out already
+            conn, results = ran
+            try:
+                self._commit(conn)
+            except Exception as exc:
+                if not again and self._ended_before_commit(exc):
+                    # This process was frozen inside the group, and the server ended the
+                    # session before the commit reached it: nothing was committed. Once afresh.
+                    self._drop_connection()
+                    continue
+                self._hand_out(group, [(False, self._commit_failed(exc))] * len(group))
+                return
+            self.commits += 1
+            self.reachable = True
+            self.committed_ops += len(group)
+            self._hand_out(group, [self._finished(conn, r) for r in results])
+            return
+
+    def _run_group(self, group: list[_Pending]) -> tuple[Any, list[Any]] | None:
+        """Run the group's statements in a transaction: the connection and their results, for
+        the commit. None when the group was answered already (refused, unreachable, or run
+        one by one after a failure)."""
         for retry in (False, True):
             fresh = retry or self._conn is None
             try:
                 conn = self._ensure_connection()
             except Exception as exc:
                 self._hand_out(group, [(False, self._unreachable(exc))] * len(group))
-                return
+                return None
             try:
                 self._begin(conn)
-                results = self._run_ops(conn, group)
-                break
+                return conn, self._run_ops(conn, group)
             except Exception as exc:
                 if self._busy(exc):
                     # Waited its time for another process's write: one by one, each would wait
@@ -412,28 +441,18 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     self._safe_rollback(conn)
                     busy = JournalBusy(f"the journal is busy: {exc}")
                     self._hand_out(group, [(False, busy)] * len(group))
-                    return
+                    return None
                 if not self._lost(exc):
                     self._safe_rollback(conn)
                     self._hand_out(group, [self._commit_one(p) for p in group])
-                    return
+                    return None
                 self._drop_connection()
                 if fresh:
                     self._hand_out(group, [(False, self._unreachable(exc))] * len(group))
-                    return
+                    return None
                 # A connection that died while idle (the server restarted) is found out at its
                 # first statement; nothing of this group was committed, so try it once afresh.
-        outcomes: list[tuple[bool, Any]]
-        try:
-            self._commit(conn)
-        except Exception as exc:
-            outcomes = [(False, self._commit_failed(exc))] * len(group)
-        else:
-            outcomes = [self._finished(conn, r) for r in results]
-            self.commits += 1
-            self.reachable = True
-            self.committed_ops += len(group)
-        self._hand_out(group, outcomes)
+        raise AssertionError("unreachable: the second try is always fresh")
 
     @staticmethod
     def _finished(conn: Any, result: Any) -> tuple[bool, Any]:

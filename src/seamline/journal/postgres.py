@@ -177,12 +177,13 @@ class PostgresJournal(GroupCommitJournal):
             self._reconnect_after = time.monotonic() + 0.5
             raise
         try:
-            check_durable(conn)
-            conn.rollback()  # end the transaction the checks began: migrate runs in its own
-            migrate(conn)
+            # First, so that a process frozen in a migration is ended too
             conn.execute(PLANNING)
             conn.execute(idle_in_transaction_setting(self.idle_in_transaction))
             conn.commit()  # a SET made in a transaction lasts for the session once committed
+            check_durable(conn)
+            conn.rollback()  # end the transaction the checks began: migrate runs in its own
+            migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -209,6 +210,10 @@ class PostgresJournal(GroupCommitJournal):
         return isinstance(exc, psycopg.OperationalError) and not isinstance(
             exc, psycopg.errors.TransactionRollback
         )
+
+    def _ended_before_commit(self, exc: BaseException) -> bool:
+        # The server reports why it ended the session before it reads the COMMIT
+        return isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout)
 
     def _lock_keys(self, conn: psycopg.Connection[Any], keys: Collection[str | None]) -> None:
         wanted = list({k for k in keys if k is not None})  # the query orders them

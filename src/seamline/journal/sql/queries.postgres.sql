@@ -206,15 +206,16 @@ ON CONFLICT (flow, state, shard) DO UPDATE SET n = delivery_tally.n + excluded.n
 -- unsafe. Rows another session holds locked are skipped, not waited for: a worker frozen in
 -- its settle holds them until the server ends its session (idle_in_transaction_session_timeout),
 -- and the scheduler's writer, which routes too, must not wait that long; the next sweep
--- takes them.
+-- takes them. ARRAY(...) runs the locking scan once: as `id IN (SELECT ...)` the planner,
+-- expecting one row, reran it for every row (8,000 expired leases: 8.4 s instead of 0.2).
 UPDATE delivery
 SET state = CASE WHEN safe_retry THEN 'pending' ELSE 'review' END,
     error_class = CASE WHEN safe_retry THEN error_class ELSE 'unknown' END,
     last_error = CASE WHEN safe_retry THEN last_error
                  ELSE 'lease expired while the request may have been sent: outcome unknown' END,
     lease_owner = NULL, lease_until = NULL, updated_at = %(now)s
-WHERE state = 'leased' AND lease_until < %(now)s AND id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM delivery WHERE state = 'leased' AND lease_until < %(now)s
     FOR UPDATE SKIP LOCKED
-)
+)) AND state = 'leased' AND lease_until < %(now)s
 RETURNING id;
