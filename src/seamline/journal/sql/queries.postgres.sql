@@ -205,7 +205,7 @@ ON CONFLICT (flow, state, shard) DO UPDATE SET n = delivery_tally.n + excluded.n
 -- expire_leases: leases past their time go back to pending, or to review where a repeat is
 -- unsafe. Rows another session holds locked are skipped, not waited for: a worker frozen in
 -- its settle holds them until the server ends its session (idle_in_transaction_session_timeout),
--- and the scheduler's writer, which routes too, must not wait that long; the next sweep
+-- and the scheduler's writer, which routes too, must not wait that long. The next sweep
 -- takes them. ARRAY(...) runs the locking scan once: as `id IN (SELECT ...)` the planner,
 -- expecting one row, reran it for every row (8,000 expired leases: 8.4 s instead of 0.2).
 UPDATE delivery
