@@ -205,14 +205,14 @@ class PostgresJournal(GroupCommitJournal):
         # connection is fine: the group is rolled back and run again one change at a time.
         # A session the server ended for sitting in a transaction (this process was frozen)
         # is an InternalError to psycopg, but gone.
-        if isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout):
+        if self._ended_before_commit(exc):
             return True
         return isinstance(exc, psycopg.OperationalError) and not isinstance(
             exc, psycopg.errors.TransactionRollback
         )
 
     def _ended_before_commit(self, exc: BaseException) -> bool:
-        # The server reports why it ended the session before it reads the COMMIT
+        # Ended for sitting in a transaction: the server says so before it reads the COMMIT
         return isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout)
 
     def _lock_keys(self, conn: psycopg.Connection[Any], keys: Collection[str | None]) -> None:
