@@ -164,3 +164,25 @@ def test_owners_racing_for_one_budget_never_get_more_than_its_cap(postgres_url: 
 
     # Then together they hold exactly the cap of each target
     assert asyncio.run(go()) == [cap, cap, cap]
+
+
+def test_budget_sessions_are_ended_when_left_in_a_transaction_as_the_journal_says(
+    postgres_url: str,
+) -> None:
+    """A transition locks the budget's row: a worker frozen in one would hold every other
+    worker's grants (`postgres.IDLE_IN_TRANSACTION`); the hub gives the journal's limit here."""
+
+    async def go() -> dict[str, str]:
+        ledger = PostgresLedger(postgres_url, idle_in_transaction=3)
+        pool = ledger._connections()
+        await pool.open()
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute("SHOW idle_in_transaction_session_timeout")
+                row = await cur.fetchone()
+                assert row is not None
+                return dict(row)
+        finally:
+            await ledger.close()
+
+    assert asyncio.run(go()) == {"idle_in_transaction_session_timeout": "3s"}

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -166,6 +169,63 @@ def test_a_writer_that_wakes_to_find_its_session_ended_runs_its_group_again(
 def test_an_idle_in_transaction_limit_that_could_not_work_is_refused() -> None:
     with pytest.raises(ValueError, match="idle_in_transaction must be positive"):
         PostgresJournal("postgresql://127.0.0.1/none", idle_in_transaction=0)
+
+
+def test_a_scheduler_lock_that_could_not_be_kept_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"lead_silence must be over 2\.0 s"):
+        PostgresJournal("postgresql://127.0.0.1/none", lead_silence=1.5)
+
+
+LEADER = """
+import asyncio, sys
+from seamline.journal.postgres import PostgresJournal
+
+async def main():
+    journal = PostgresJournal(sys.argv[1], lead_silence=3)
+    journal.lead(lambda leading: print("leading" if leading else "lost", flush=True))
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_a_frozen_scheduler_loses_its_lock_to_another_and_learns_it_when_thawed(
+    postgres_url: str,
+) -> None:
+    """A frozen holder's connection stays open, so the lock would stay held for as long as it
+    is frozen (and for hours after a host dies: the server's TCP keepalives are that slow)."""
+    leader = subprocess.Popen(
+        [sys.executable, "-c", LEADER, postgres_url], stdout=subprocess.PIPE, text=True
+    )
+    assert leader.stdout is not None
+    said = leader.stdout
+
+    async def go() -> list[str]:
+        # Given a scheduler in another process holding the lock, then frozen
+        heard = [await asyncio.wait_for(asyncio.to_thread(said.readline), 30)]
+        assert heard == ["leading\n"]
+        leader.send_signal(signal.SIGSTOP)
+        # Then another takes the lock once the server has ended the silent session
+        other = PostgresJournal(postgres_url, lead_silence=3)
+        await other.open()
+        took = asyncio.Event()
+        other.lead(lambda leading: took.set() if leading else None)
+        try:
+            await asyncio.wait_for(took.wait(), 30)
+            # And the frozen one, thawed, knows it no longer leads
+            leader.send_signal(signal.SIGCONT)
+            heard.append(await asyncio.wait_for(asyncio.to_thread(said.readline), 30))
+        finally:
+            await other.close()
+        return heard
+
+    try:
+        assert asyncio.run(go()) == ["leading\n", "lost\n"]
+    finally:
+        leader.send_signal(signal.SIGCONT)
+        leader.kill()
+        leader.wait()
+        said.close()
 
 
 def test_tally_rows_of_ended_server_processes_are_folded_by_the_hourly_sweep(

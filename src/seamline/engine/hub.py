@@ -151,7 +151,11 @@ class Hub:
         """Per system: what its vendor said that an operator should see, and since when."""
         self.ledger: BudgetLedger
         if isinstance(self.journal, PostgresJournal):
-            self.ledger = PostgresLedger(self.journal.url, timeout=self.journal.ack_timeout)
+            self.ledger = PostgresLedger(
+                self.journal.url,
+                timeout=self.journal.ack_timeout,
+                idle_in_transaction=self.journal.idle_in_transaction,
+            )
         else:
             self.ledger = MemoryLedger()
         self.budgets = {

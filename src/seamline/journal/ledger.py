@@ -21,24 +21,27 @@ from psycopg_pool import AsyncConnectionPool
 
 from seamline.engine.budget import BudgetState, Grant, Limits, Outcome
 from seamline.errors import JournalError
-from seamline.journal.postgres import Q, connection_options, idle_in_transaction_setting
+from seamline.journal.postgres import (
+    IDLE_IN_TRANSACTION,
+    Q,
+    connection_options,
+    idle_in_transaction_setting,
+)
 
 POOL_SIZE = 4
 R = TypeVar("R")
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """A budget transition locks the budget's row: a session frozen in one is ended too."""
-    await conn.execute(idle_in_transaction_setting())
-    await conn.commit()
-
-
 class PostgresLedger:
     """Budget states in PostgreSQL (`budget_state`, `budget_use`; unlogged tables)."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, idle_in_transaction: float = IDLE_IN_TRANSACTION
+    ) -> None:
+        """`idle_in_transaction`: as the journal's (`postgres.IDLE_IN_TRANSACTION`)."""
         self.url = url
         self.timeout = timeout
+        self.idle_in_transaction = idle_in_transaction
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]] | None = None
 
     def _connections(self) -> AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]:
@@ -48,12 +51,17 @@ class PostgresLedger:
                 min_size=1,
                 max_size=POOL_SIZE,
                 kwargs={"row_factory": dict_row, **connection_options(self.timeout)},
-                configure=_configure,
+                configure=self._configure,
                 timeout=self.timeout,
                 open=False,
                 name="budget",
             )
         return self._pool
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """A budget transition locks the budget's row: a session frozen in one is ended too."""
+        await conn.execute(idle_in_transaction_setting(self.idle_in_transaction))
+        await conn.commit()
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -68,6 +68,16 @@ def idle_in_transaction_setting(seconds: float = IDLE_IN_TRANSACTION) -> str:
     return f"SET idle_in_transaction_session_timeout = {max(1, round(seconds * 1000))}"
 
 
+LEAD_SILENCE = 10.0
+"""Seconds the scheduler lock's session may stay silent before the server ends it, and frees
+the lock for another scheduler. The holder asks the server every `RETRY_CONNECT` (1 s) whether
+it still holds it, so a session silent for 10 s belongs to a process frozen (SIGSTOP, a host
+starved of CPU, a debugger) or cut off from the server without the connection being closed (a
+host that died or a network that dropped its packets, which the server's own TCP keepalives
+would notice only after hours). Needs PostgreSQL 14 (`idle_session_timeout`); on older servers
+the lock is freed only when the session ends otherwise."""
+
+
 def connection_options(ack_timeout: float) -> dict[str, Any]:
     """Keep a dead server from holding a caller longer than it may wait."""
     return {
@@ -134,19 +144,27 @@ class PostgresJournal(GroupCommitJournal):
         ack_timeout: float = 5.0,
         gather: Gathering | None = None,
         idle_in_transaction: float = IDLE_IN_TRANSACTION,
+        lead_silence: float = LEAD_SILENCE,
     ) -> None:
         """`gather`: none by default. A commit here is a round trip to the server, whose own
         group commit serves every process; waiting in the writer measured no gain in
         bench/postgres.py, and reads that go through the writer would wait too.
-        `idle_in_transaction`: see `IDLE_IN_TRANSACTION`."""
+        `idle_in_transaction`: see `IDLE_IN_TRANSACTION`; `lead_silence`: see `LEAD_SILENCE`."""
         super().__init__(max_pending=max_pending, ack_timeout=ack_timeout, gather=gather)
         if idle_in_transaction <= 0:
             raise ValueError(f"idle_in_transaction must be positive, got {idle_in_transaction}")
+        if lead_silence <= 2 * RETRY_CONNECT:
+            raise ValueError(
+                f"lead_silence must be over {2 * RETRY_CONNECT} s (the lock holder speaks every"
+                f" {RETRY_CONNECT} s), got {lead_silence}"
+            )
         self.url = url
         self.idle_in_transaction = idle_in_transaction
+        self.lead_silence = lead_silence
         self.q = Q
         self._reconnect_after = 0.0
         self._listeners: list[Callable[[str], None]] = []
+        self._warned_old_server = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
@@ -321,9 +339,10 @@ class PostgresJournal(GroupCommitJournal):
     def lead(self, on_change: Callable[[bool], None]) -> None:
         """Take part in the scheduler election: `on_change(True)` once this process holds the
         scheduler lock, `on_change(False)` when its session is lost. The lock is a session
-        advisory lock, so it is free the moment the holder's connection dies; the others try
-        every second. Two schedulers for a moment (a holder cut off but not yet told) do no
-        harm: routing and lease expiry are guarded by the rows' states."""
+        advisory lock, so it is free the moment the holder's connection dies, or once the holder
+        has been silent for `lead_silence` (frozen, or cut off); the others try every second.
+        Two schedulers for a moment (a holder cut off or thawed, but not yet told) do no harm:
+        routing and lease expiry are guarded by the rows' states."""
         self._tasks.append(asyncio.create_task(self._lead(on_change), name="journal-lead"))
 
     async def _lead(self, on_change: Callable[[bool], None]) -> None:
@@ -331,6 +350,7 @@ class PostgresJournal(GroupCommitJournal):
         while True:
             try:
                 async with await self._connect_async() as conn:
+                    await self._silence_ends(conn)
                     while True:
                         if not leading:
                             lock = {"key": SCHEDULER_LOCK}
@@ -348,6 +368,20 @@ class PostgresJournal(GroupCommitJournal):
                     leading = False
                     on_change(False)
             await asyncio.sleep(RETRY_CONNECT)
+
+    async def _silence_ends(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Have the server end the lock's session once it has been silent `lead_silence`."""
+        if conn.info.server_version >= 140000:
+            ms = round(self.lead_silence * 1000)
+            await conn.execute(f"SET idle_session_timeout = {ms}")
+        elif not self._warned_old_server:
+            self._warned_old_server = True
+            log.warning(
+                "PostgreSQL %d has no idle_session_timeout: a scheduler frozen or cut off keeps"
+                " the scheduler lock until its session ends (14 or later frees it within %g s)",
+                conn.info.server_version // 10000,
+                self.lead_silence,
+            )
 
     async def close(self) -> None:
         for task in self._tasks:
