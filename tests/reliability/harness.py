@@ -213,9 +213,18 @@ def query(journal: Journal, sql: str) -> list[tuple[Any, ...]]:
 
 
 def journal_counts(path: Journal) -> dict[str, int]:
-    counts = dict(query(path, "SELECT state, count(*) FROM delivery GROUP BY state"))
-    counts["unrouted"] = query(path, "SELECT count(*) FROM message WHERE state = 'received'")[0][0]
-    return counts
+    """Deliveries by state, and messages not yet routed, read in one snapshot.
+
+    One statement, not two: between two reads the router can route the last message
+    (no longer unrouted) after its delivery was missed (not yet pending), and the
+    journal would look drained one message early.
+    """
+    rows = query(
+        path,
+        "SELECT state, count(*) FROM delivery GROUP BY state"
+        " UNION ALL SELECT 'unrouted', count(*) FROM message WHERE state = 'received'",
+    )
+    return {str(state): int(n) for state, n in rows}
 
 
 async def drained(path: Journal, *, within: float) -> dict[str, int]:
