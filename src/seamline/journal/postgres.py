@@ -24,6 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
+from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -274,7 +275,12 @@ class PostgresJournal(GroupCommitJournal):
         conn.execute(Q["fold_tally"])
 
     def _lease(self, conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[Any]:
-        return conn.execute(Q["claim_deliveries"], params).fetchall()
+        # In binary: a 3 KB body as text is 6 KB of hex the server writes and psycopg reads
+        # back; binary saves ~8 us of client and ~8 of server CPU a delivery
+        # (bench/postgres_claim.py). Sorted: the update returns rows in no particular order.
+        rows = conn.execute(Q["claim_deliveries"], params, binary=True).fetchall()
+        rows.sort(key=itemgetter(0))
+        return rows
 
     def _claimed_messages(self, conn: psycopg.Connection[Any], rows: list[Any]) -> dict[int, Any]:
         # The claim returns each delivery's message (system, headers, body) after its columns:
