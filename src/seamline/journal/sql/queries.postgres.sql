@@ -36,7 +36,7 @@ WHERE flow = %(flow)s AND key = %(key)s AND state = 'pending';
 -- `state = 'pending'` repeated, a planner that took the table for nearly empty (statistics of
 -- a new hub) scanned the pending index once and `picked` once per row: 10 ms for 192 rows
 -- (auto_explain in bench/postgres.py). The rows stay pending: `picked` locked them, and the
--- lock re-checked its conditions on their newest versions.
+-- lock re-checked each row's own conditions on its newest version.
 WITH picked AS (
     SELECT d.id FROM delivery d
     WHERE d.target = %(target)s AND d.state = 'pending' AND d.due_at <= %(now)s
