@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
-from pathlib import Path
 
 import psycopg
 
+from common import cpu_seconds
 from seamline.journal.postgres import PostgresJournal, Q
 from seamline.sandbox.postgres import LocalPostgres
 
@@ -42,11 +41,6 @@ SETTLE = (
     "UPDATE delivery SET state = 'delivered', lease_owner = NULL, lease_until = NULL "
     "WHERE id = ANY(%s)"
 )
-
-
-def cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -83,7 +77,7 @@ def main() -> None:
                     with conn.transaction(force_rollback=True):
                         plan = conn.execute("EXPLAIN " + Q["claim_deliveries"], params).fetchall()
                     by_key = any("delivery_pkey" in r[0] for r in plan)
-                    server0, client0 = cpu_of(backend), time.process_time()
+                    server0, client0 = cpu_seconds(backend), time.process_time()
                     claimed = calls = 0
                     in_claim = 0.0
                     while True:
@@ -95,7 +89,7 @@ def main() -> None:
                         conn.execute(SETTLE, ([r[0] for r in rows],))
                         claimed += len(rows)
                         calls += 1
-                    server = (cpu_of(backend) - server0) * 1e6 / claimed
+                    server = (cpu_seconds(backend) - server0) * 1e6 / claimed
                     client = (time.process_time() - client0) * 1e6 / claimed
                     print(
                         f"round {n + 1}, results in {'binary' if binary else 'text  '}: "

@@ -35,8 +35,9 @@ WHERE flow = %(flow)s AND key = %(key)s AND state = 'pending';
 -- (ARRAY(...): the primary key, whatever the statistics say). Joined to `picked` with
 -- `state = 'pending'` repeated, a planner that took the table for nearly empty (statistics of
 -- a new hub) scanned the pending index once and `picked` once per row: 10 ms for 192 rows
--- (auto_explain in bench/postgres.py). The rows stay pending: `picked` locked them, and the
--- lock re-checked each row's own conditions on its newest version.
+-- (auto_explain during bench/postgres.py, bench/README.md stop 26). The rows stay pending:
+-- `picked` locked them, and the lock re-checked each row's own conditions on its newest
+-- version.
 WITH picked AS (
     SELECT d.id FROM delivery d
     WHERE d.target = %(target)s AND d.state = 'pending' AND d.due_at <= %(now)s
