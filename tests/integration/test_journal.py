@@ -129,6 +129,29 @@ def test_a_new_journal_has_large_pages_and_an_older_one_keeps_its_own(
     conn.close()
 
 
+@pytest.mark.parametrize(
+    ("pragma", "expected"),
+    [
+        # A statement journal past 64 KiB went to a temporary file, created and unlinked at
+        # nearly every commit under load: the writer keeps temporary data in memory (MEMORY).
+        ("temp_store", 2),
+        # A commit past SQLite's default of 1,000 pages (16 MiB here) checkpointed that much
+        # before acknowledging its group: 4 MiB, SQLite's default in bytes.
+        ("wal_autocheckpoint", 256),
+    ],
+)
+def test_the_writers_connection_settings(journal_path: Path, pragma: str, expected: int) -> None:
+    async def go() -> Any:
+        journal = SqliteJournal(journal_path)
+        await journal.open()
+        try:
+            return await journal._write(lambda conn: conn.execute(f"PRAGMA {pragma}").fetchone()[0])
+        finally:
+            await journal.close()
+
+    assert run(go()) == expected
+
+
 def test_an_sqlite_too_old_for_the_journal_is_refused_with_what_to_do(
     journal_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
