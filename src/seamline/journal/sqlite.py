@@ -179,14 +179,15 @@ class SqliteJournal(GroupCommitJournal):
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path)
+        check_durable(conn)
+        migrate(conn)
         # The writer's statements each change many rows of a group, so SQLite keeps a statement
         # journal of the pages each one changes, to undo it alone should it fail. Past 64 KiB
         # (four of these 16 KiB pages) that journal went to a temporary file: under load
         # nearly every commit created, wrote, unlinked and closed one in /var/tmp (bench/README,
-        # stop 27). In memory it is a copy of the pages, no system call.
+        # stop 27). In memory it is a copy of the pages, no system call. Set after the
+        # migrations: one that rewrites a whole table of a large journal may spill to disk.
         conn.execute("PRAGMA temp_store = MEMORY")
-        check_durable(conn)
-        migrate(conn)
         if self._writes is None:
             self._writes = _WriteLock(_lock_file(self.path, "write"))
         return conn
