@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import seamline.journal.group_commit
 import seamline.journal.sqlite
 from seamline.errors import JournalBusy, JournalError
 from seamline.journal.base import NewDelivery, NewMessage, Routing, Selection, Settlement
@@ -130,26 +131,32 @@ def test_a_new_journal_has_large_pages_and_an_older_one_keeps_its_own(
 
 
 @pytest.mark.parametrize(
-    ("pragma", "expected"),
+    ("pragma", "writer", "reader"),
     [
         # A statement journal past 64 KiB went to a temporary file, created and unlinked at
-        # nearly every commit under load: the writer keeps temporary data in memory (MEMORY).
-        ("temp_store", 2),
+        # nearly every commit under load: the writer keeps temporary data in memory (2); the
+        # reader, whose sorts may be large, keeps SQLite's default (0).
+        ("temp_store", 2, 0),
         # A commit past SQLite's default of 1,000 pages (16 MiB here) checkpointed that much
         # before acknowledging its group: 4 MiB, SQLite's default in bytes.
-        ("wal_autocheckpoint", 256),
+        ("wal_autocheckpoint", 256, 256),
     ],
 )
-def test_the_writers_connection_settings(journal_path: Path, pragma: str, expected: int) -> None:
-    async def go() -> Any:
+def test_the_journals_connection_settings(
+    journal_path: Path, pragma: str, writer: int, reader: int
+) -> None:
+    async def go() -> tuple[Any, Any]:
         journal = SqliteJournal(journal_path)
         await journal.open()
         try:
-            return await journal._write(lambda conn: conn.execute(f"PRAGMA {pragma}").fetchone()[0])
+            on_writer = await journal._write(
+                lambda conn: conn.execute(f"PRAGMA {pragma}").fetchone()[0]
+            )
+            return on_writer, (await journal._query(f"PRAGMA {pragma}"))[0][0]
         finally:
             await journal.close()
 
-    assert run(go()) == expected
+    assert run(go()) == (writer, reader)
 
 
 def test_an_sqlite_too_old_for_the_journal_is_refused_with_what_to_do(
@@ -828,6 +835,54 @@ def test_pending_deliveries_to_a_target_no_flow_has_become_replayable_dead_lette
         assert replayed == 1
         assert len(await journal.select(Selection(states=("pending",)))) == 2
         await journal.close()
+
+    run(go())
+
+
+@pytest.mark.parametrize("bulk_rows", [2, 5, 100])
+def test_bulk_updates_change_every_delivery_in_commits_of_bounded_size(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, bulk_rows: int
+) -> None:
+    """Releasing a recovered target's deliveries, and dead-lettering a gone target's, change
+    at most `BULK_ROWS` a commit (a statement journal and a write lock of bounded size) and
+    change them all: fewer than, exactly, and more than one commit's worth."""
+    monkeypatch.setattr(seamline.journal.group_commit, "BULK_ROWS", bulk_rows)
+    gone = NewDelivery("f", "v1", "old-erp", None, None, True, False)
+    commits: list[int] = []
+
+    async def go() -> None:
+        journal = await journal_with(backend, [delivery()] * 5 + [gone] * 5 + [delivery()])
+        write = journal._write
+
+        async def counted(op: Any) -> Any:
+            result = await write(op)
+            if isinstance(result, int):
+                commits.append(result)
+            return result
+
+        journal._write = counted  # type: ignore[method-assign]
+        # Given: six deliveries to "target" wait out its outage
+        claimed = await journal.claim(target="target", owner="w", limit=10, lease=30)
+        later = time.time() + 3600
+        await journal.settle(
+            [
+                Settlement(c.id, c.token, "pending", 1, later, "transient", "503", None)
+                for c in claimed
+            ]
+        )
+        # When: the target is back, and no flow delivers to "old-erp" any more
+        commits.clear()
+        assert await journal.release_held("target") == 6
+        released = list(commits)
+        commits.clear()
+        assert await journal.dead_without_target({"target"}) == {"old-erp": 5}
+        # Then: every held one is due, every one to old-erp is dead, in bounded commits
+        assert len(await journal.claim(target="target", owner="w", limit=10, lease=30)) == 6
+        assert len(await journal.select(Selection(states=("dead",)))) == 5
+        await journal.close()
+        for done_in in (released, commits):
+            assert done_in and all(n <= bulk_rows for n in done_in), done_in
+        assert sum(released) == 6 and sum(commits) == 5
 
     run(go())
 

@@ -48,6 +48,10 @@ T = TypeVar("T")
 log = logging.getLogger("seamline.journal")
 Op = Callable[[Any], Any]
 MAX_GROUP = 4096
+BULK_ROWS = 2000
+"""Deliveries one bulk update changes in a commit (release after an outage, dead letters for a
+target gone): SQLite's writer keeps the original of each page such a statement changes in
+memory, and every webhook waits for the write lock while it runs."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -914,39 +918,44 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         return await self._write(op)
 
     async def dead_without_target(self, targets: Collection[str]) -> dict[str, int]:
-        q = self.q
+        now = time.time()
 
-        def op(conn: Any) -> dict[str, int]:
-            now, dead = time.time(), {}
-            for (target,) in conn.execute(q["pending_targets"]).fetchall():
-                if target in targets:
-                    continue
-                reason = (
-                    f"no flow of the project delivers to target system '{target}' any more: "
-                    "replay once one does again (a replay goes to the same system), or discard"
-                )
-                rows = conn.execute(
-                    q["dead_without_target"], {"target": target, "reason": reason, "now": now}
-                ).fetchall()
-                dead[target] = len(rows)
-            if dead:
-                self._changed(conn, "delivery")
-            return dead
+        def orphans(conn: Any) -> list[str]:
+            found = conn.execute(self.q["pending_targets"]).fetchall()
+            return [t for (t,) in found if t not in targets]
 
-        return await self._write(op)
+        dead: dict[str, int] = {}
+        for target in await self._write(orphans):
+            reason = (
+                f"no flow of the project delivers to target system '{target}' any more: "
+                "replay once one does again (a replay goes to the same system), or discard"
+            )
+            dead[target] = await self._bulk(
+                "dead_without_target", {"target": target, "now": now, "reason": reason}
+            )
+        return dead
 
     async def release_held(self, target: str) -> int:
-        q = self.q
+        return await self._bulk("release_held", {"target": target, "now": time.time()})
+
+    async def _bulk(self, query: str, params: dict[str, Any]) -> int:
+        """Run the update `query` (which changes at most `:limit` deliveries) until it changes
+        fewer than `BULK_ROWS`: each run a commit of its own, so webhooks are acknowledged
+        between them. The number of deliveries changed."""
+        sql, params = self.q[query], {**params, "limit": BULK_ROWS}
 
         def op(conn: Any) -> int:
-            n: int = conn.execute(
-                q["release_held"], {"target": target, "now": time.time()}
-            ).rowcount
+            n = int(conn.execute(sql, params).rowcount)
             if n:
                 self._changed(conn, "delivery")
             return n
 
-        return await self._write(op)
+        total = 0
+        while True:
+            n = await self._write(op)
+            total += n
+            if n < BULK_ROWS:
+                return total
 
     async def purge(self, *, before: float) -> int:
         q = self.q

@@ -187,6 +187,8 @@ class SqliteJournal(GroupCommitJournal):
         # nearly every commit created, wrote, unlinked and closed one in /var/tmp (bench/README,
         # stop 27). In memory it is a copy of the pages, no system call. Set after the
         # migrations: one that rewrites a whole table of a large journal may spill to disk.
+        # So the writer's statements change a bounded number of rows each (bulk updates go
+        # in batches), and sorts over many rows run on the reader, whose sorts may spill.
         conn.execute("PRAGMA temp_store = MEMORY")
         if self._writes is None:
             self._writes = _WriteLock(_lock_file(self.path, "write"))
