@@ -97,13 +97,13 @@ WHERE id = :id AND lease_token = :token AND state = 'leased';
 SELECT DISTINCT target FROM delivery WHERE state = 'pending';
 
 -- dead_without_target: pending deliveries to a target system no flow delivers to any more
--- become dead letters (replayed once it is back, or discarded); :limit at a time. The outer
+-- become dead letters (replayed once it is back, or discarded), :limit at a time. The outer
 -- conditions are repeated so that PostgreSQL re-checks a row another process changed meanwhile.
 UPDATE delivery SET state = 'dead', error_class = 'contract', last_error = :reason, updated_at = :now
 WHERE id IN (SELECT id FROM delivery WHERE target = :target AND state = 'pending' LIMIT :limit)
   AND target = :target AND state = 'pending';
 
--- release_held: after a target recovers, deliveries waiting out its outage are due now;
+-- release_held: after a target recovers, deliveries waiting out its outage are due now,
 -- :limit at a time, outer conditions repeated as above
 UPDATE delivery SET due_at = :now
 WHERE id IN (SELECT id FROM delivery
