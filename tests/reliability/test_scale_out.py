@@ -119,7 +119,10 @@ def test_many_processes_lose_nothing_repeat_nothing_and_keep_key_order(
             if line in hub.log.read_text():
                 return
             await asyncio.sleep(0.1)
-        raise AssertionError(f"{hub.log.name} did not say {line!r} within {within:g} s")
+        tail = hub.log.read_text()[-4000:]  # what it did instead, for the next reader
+        raise AssertionError(
+            f"{hub.log.name} did not say {line!r} within {within:g} s; it ends:\n{tail}"
+        )
 
     async def go() -> Hub:
         """The load and the faults; the worker that was frozen."""
