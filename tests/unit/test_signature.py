@@ -125,6 +125,17 @@ ACCEPTED: list[tuple[str, Callable[[], Request], tuple[str, ...]]] = [
         (SECRET,),
     ),
     (
+        "several signatures apart by a tab",
+        lambda: with_header(
+            signed(),
+            "webhook-signature",
+            signed(secret=OTHER_SECRET).headers["webhook-signature"]
+            + "\t"
+            + signed().headers["webhook-signature"],
+        ),
+        (SECRET,),
+    ),
+    (
         "unknown version prefixes are ignored",
         lambda: with_header(
             signed(),
@@ -178,6 +189,13 @@ REJECTED: list[tuple[str, Callable[[], Request], str]] = [
     ("one byte of body changed", one_byte_changed, "no signature matches"),
     ("body re-serialised", reserialised, "no signature matches"),
     ("wrong secret", lambda: signed(secret=OTHER_SECRET), "no signature matches"),
+    (
+        "text glued to the signature",
+        lambda: with_header(
+            signed(), "webhook-signature", signed().headers["webhook-signature"] + "x"
+        ),
+        "no signature matches",
+    ),
     (
         "301 s old",
         lambda: signed(timestamp=NOW - 301),
@@ -335,8 +353,12 @@ def test_any_single_byte_mutation_is_rejected(field: str, position: int, flip: i
         st.binary(max_size=5000),
         st.sampled_from([2046, 2047, 2048, 4094, 4095]).map(lambda n: b"x" * n),
     ),
+    prefix=st.binary(max_size=80),
 )
-def test_the_verifiers_own_hmac_is_openssls(key: bytes, message: bytes) -> None:
+def test_the_verifiers_own_hmac_is_openssls(key: bytes, message: bytes, prefix: bytes) -> None:
     # Keys shorter than, as long as and longer than SHA-256's block; messages of any length,
-    # and around the pieces it hashes them in
+    # and around the pieces it hashes them in; with and without a prefix hashed before them
     assert HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
+    assert HmacSha256(key).digest(message, prefix=prefix) == hmac.digest(
+        key, prefix + message, "sha256"
+    )

