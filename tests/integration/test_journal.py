@@ -919,6 +919,25 @@ def test_a_failing_operation_fails_alone(backend: Backend) -> None:
     run(go())
 
 
+def test_a_write_that_runs_out_of_memory_fails_as_the_journals_failure(backend: Backend) -> None:
+    async def go() -> None:
+        journal = await opened(backend)
+
+        def starved(conn: Any) -> None:
+            raise MemoryError  # as SQLite's SQLITE_NOMEM arrives in Python
+
+        results = await asyncio.gather(
+            journal.append(message(1)), journal._write(starved), return_exceptions=True
+        )
+        assert isinstance(results[0], int)
+        assert isinstance(results[1], JournalError)
+        assert "MemoryError" in str(results[1])
+        assert isinstance(await journal.append(message(2)), int)
+        await journal.close()
+
+    run(go())
+
+
 def test_an_append_stuck_behind_a_stalled_writer_is_refused_and_not_journaled(
     backend: Backend,
 ) -> None:

@@ -517,9 +517,11 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                 )
                 op.routing = None
                 return self._commit_one(pending)
-            if self._driver_error(exc):
-                # Disk full, I/O error, locked: the caller learns it as the journal's failure.
-                failure = JournalError(f"journal write failed: {exc}")
+            if self._driver_error(exc) or isinstance(exc, MemoryError):
+                # Disk full, I/O error, locked, out of memory (SQLite's SQLITE_NOMEM arrives as
+                # MemoryError): the caller learns it as the journal's failure, and ingest
+                # answers 503 with Retry-After rather than 500.
+                failure = JournalError(f"journal write failed: {str(exc) or type(exc).__name__}")
                 failure.__cause__ = exc
                 return False, failure
             return False, exc
