@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import math
 import os
 import sqlite3
@@ -958,6 +959,35 @@ def test_an_append_stuck_behind_a_stalled_writer_is_refused_and_not_journaled(
 
     run(go())
     assert backend.rows("SELECT source_id FROM message") == [("msg-2",)]
+
+
+def test_a_stuck_writer_makes_the_journal_unready_until_it_commits_again(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def go() -> None:
+        journal = await opened(backend, ack_timeout=0.2)
+        assert journal.reachable
+        # Given a writer held for a second, and a settle-like operation waiting behind it
+        stall = asyncio.ensure_future(journal._write(lambda conn: time.sleep(1.0)))
+        await asyncio.sleep(0.05)
+        behind = asyncio.ensure_future(journal._write(lambda conn: None))
+        # Then, once the oldest waiting has waited past the ack timeout, it is not ready
+        await asyncio.sleep(0.6)
+        assert not journal.reachable
+        assert not behind.done()  # what waits is not failed: it runs once the writer moves
+        # And when the writer moves and commits again, it is ready again
+        await stall
+        await behind
+        assert await journal.append(message(1)) is not None
+        assert journal.reachable
+        await asyncio.sleep(0.3)  # the watchdog's next look
+        await journal.close()
+
+    with caplog.at_level(logging.WARNING, logger="seamline.journal"):
+        run(go())
+    said = [r.getMessage() for r in caplog.records if r.name == "seamline.journal"]
+    assert len([m for m in said if "has taken nothing for" in m]) == 1, said
+    assert "the journal's writer moves again" in said
 
 
 RECOUNT = (

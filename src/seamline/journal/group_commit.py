@@ -385,10 +385,31 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
         The writer skips operations whose caller has already been answered, so a 503 means the
         message was not journaled, except in the rare race where its group was already running:
         then the retry with the same delivery id is a duplicate, acknowledged and not stored twice.
+
+        And say when the writer is stuck: the oldest operation waiting has waited longer than
+        `ack_timeout` (a hung disk, lock or server, or one very long operation). The journal is
+        then not `reachable` (readiness answers 503, so a balancer sends webhooks elsewhere)
+        until the writer commits again, and the log says so once, not at every look. Claims
+        and settles keep waiting: failing them would drop outcomes already delivered.
         """
+        stalled = False
         while True:
             await asyncio.sleep(min(0.25, self.ack_timeout / 4))
-            limit = time.monotonic() - self.ack_timeout
+            now = time.monotonic()
+            waited = self._oldest_wait(now)
+            if waited > self.ack_timeout and not stalled:
+                stalled = True
+                self.reachable = False
+                log.error(
+                    "the journal's writer has taken nothing for %.1f s (a hung disk, lock or "
+                    "server, or one very long operation): webhooks get 503 until it moves",
+                    waited,
+                    extra={"waiting": len(self._queue)},
+                )
+            elif stalled and waited <= self.ack_timeout:
+                stalled = False
+                log.warning("the journal's writer moves again", extra={"waiting": len(self._queue)})
+            limit = now - self.ack_timeout
             for i in range(len(self._queue)):
                 try:
                     pending = self._queue[i]
@@ -400,6 +421,13 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
                     pending.future.set_exception(
                         JournalBusy(f"the journal did not commit within {self.ack_timeout:g} s")
                     )
+
+    def _oldest_wait(self, now: float) -> float:
+        """Seconds the oldest operation still queued has waited (0 if none)."""
+        try:
+            return now - self._queue[0].enqueued
+        except IndexError:  # empty, or emptied by the writer meanwhile
+            return 0.0
 
     def _ensure_connection(self) -> Any:
         if self._conn is None:
