@@ -961,6 +961,20 @@ def test_an_append_stuck_behind_a_stalled_writer_is_refused_and_not_journaled(
     assert backend.rows("SELECT source_id FROM message") == [("msg-2",)]
 
 
+def test_a_journal_closed_and_opened_again_keeps_writing(backend: Backend) -> None:
+    async def go() -> list[int | None]:
+        journal = await opened(backend)
+        await journal.append(message(1))
+        await journal.close()
+        await journal.open()
+        ids = [await journal.append(message(n)) for n in (2, 3, 4)]
+        await journal.close()
+        return ids
+
+    assert all(isinstance(i, int) for i in run(go()))
+    assert backend.rows("SELECT count(*) FROM message") == [(4,)]
+
+
 def test_a_stuck_writer_makes_the_journal_unready_until_it_commits_again(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:

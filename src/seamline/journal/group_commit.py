@@ -282,7 +282,7 @@ class GroupCommitJournal(ConsoleVerbs, CheckVerbs, ABC):
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._conn = await asyncio.to_thread(self._connect)
-        self._writer_ended = False
+        self._writer_ended = self._stopping = False  # a journal closed and opened again
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
         self._watchdog = asyncio.create_task(self._watch(), name="journal-watchdog")
